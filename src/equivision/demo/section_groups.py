@@ -1,0 +1,1 @@
+"""Demo section: groups acting on real data, and the equivariance harness (filled below)."""

@@ -1,0 +1,114 @@
+"""Triangle meshes: a plain ``Mesh(vertices, faces)`` tuple, read and written through trimesh."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from equivision.errors import (
+    CorruptFileError,
+    DataFileNotFoundError,
+    DegenerateGeometryError,
+    InvalidInputError,
+    ShapeError,
+    UnsupportedFormatError,
+)
+from equivision.io.atomic import atomic_path
+
+MESH_FORMATS = (".ply", ".obj", ".off", ".stl", ".glb")
+
+
+class Mesh(NamedTuple):
+    """A triangle mesh: ``vertices`` ``(V, 3)`` float, ``faces`` ``(F, 3)`` int64 indices."""
+
+    vertices: Tensor
+    faces: Tensor
+
+    def to_trimesh(self):  # -> trimesh.Trimesh (imported lazily: trimesh is slow to import)
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices.detach().cpu().double().numpy(),
+                               self.faces.detach().cpu().numpy(), process=False)
+
+    @staticmethod
+    def from_trimesh(tm, dtype: torch.dtype = torch.float32) -> Mesh:
+        return Mesh(torch.as_tensor(np.asarray(tm.vertices), dtype=dtype),
+                    torch.as_tensor(np.asarray(tm.faces), dtype=torch.long))
+
+
+def validate_mesh(mesh: Mesh, name: str = "mesh") -> Mesh:
+    """Check shapes, dtypes, finiteness, index range and that faces exist; return the mesh."""
+    v, f = mesh
+    if not isinstance(v, Tensor) or not isinstance(f, Tensor):
+        raise InvalidInputError(f"{name} vertices and faces must be tensors")
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ShapeError(f"{name} vertices must have shape (V, 3), got {tuple(v.shape)}")
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ShapeError(f"{name} faces must have shape (F, 3) (triangles), got {tuple(f.shape)}")
+    if not v.is_floating_point():
+        raise InvalidInputError(f"{name} vertices must be floating point, got {v.dtype}")
+    if f.is_floating_point():
+        raise InvalidInputError(f"{name} faces must be integer indices, got {f.dtype}")
+    if v.shape[0] == 0:
+        raise DegenerateGeometryError(f"{name} has no vertices")
+    if f.shape[0] == 0:
+        raise DegenerateGeometryError(f"{name} has no faces (a point cloud? use load_point_cloud)")
+    if not bool(torch.isfinite(v).all()):
+        raise InvalidInputError(f"{name} has NaN or infinite vertex coordinates")
+    if int(f.min()) < 0 or int(f.max()) >= v.shape[0]:
+        raise InvalidInputError(f"{name} faces index vertices outside 0..{v.shape[0] - 1}")
+    return mesh
+
+
+def _check_readable(path: str | os.PathLike[str], formats: tuple[str, ...], what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise DataFileNotFoundError(f"{what} file {p} does not exist")
+    if p.is_dir():
+        raise DataFileNotFoundError(f"{p} is a folder, not a {what} file")
+    if p.suffix.lower() not in formats:
+        raise UnsupportedFormatError(
+            f"cannot read {what} from '{p.suffix or p.name}' files; use one of {', '.join(formats)}"
+        )
+    return p
+
+
+def load_mesh(path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32) -> Mesh:
+    """Read a triangle mesh (PLY, OBJ, OFF, STL, GLB). Multi-part scenes are concatenated;
+    polygons are triangulated. Raises a typed error for missing, corrupt or empty files."""
+    import trimesh
+
+    p = _check_readable(path, MESH_FORMATS, "mesh")
+    try:
+        tm = trimesh.load(p, force="mesh", process=False)
+    except Exception as e:  # trimesh raises many unrelated types on bad input
+        raise CorruptFileError(f"cannot parse {p} as a mesh: {type(e).__name__}: {e}") from e
+    if not isinstance(tm, trimesh.Trimesh):
+        raise CorruptFileError(f"{p} holds no triangle mesh")
+    if len(tm.vertices) == 0:
+        raise DegenerateGeometryError(f"{p} holds an empty mesh (no vertices)")
+    if len(tm.faces) == 0:
+        raise DegenerateGeometryError(f"{p} has no faces; read it with load_point_cloud instead")
+    mesh = Mesh.from_trimesh(tm, dtype)
+    try:
+        return validate_mesh(mesh, str(p))
+    except InvalidInputError as e:
+        raise CorruptFileError(str(e)) from e
+
+
+def save_mesh(mesh: Mesh, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a mesh atomically (format from the extension). Refuses to replace an existing
+    file unless ``overwrite``."""
+    validate_mesh(mesh)
+    p = Path(path)
+    if p.suffix.lower() not in MESH_FORMATS:
+        raise UnsupportedFormatError(f"cannot write meshes as '{p.suffix}'; use one of {MESH_FORMATS}")
+    tm = mesh.to_trimesh()
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        tm.export(tmp, file_type=p.suffix.lower().lstrip("."))
+    return p

@@ -1,0 +1,186 @@
+"""Point clouds: ``(N, 3)`` points and optional ``(N, 3)`` normals, in PLY, XYZ or NPY.
+
+PLY is parsed here (ASCII and binary, the ``vertex`` element's ``x y z [nx ny nz]``), so a
+mesh PLY can also be read as the cloud of its vertices. XYZ is whitespace-separated text
+with 3 (points) or 6 (points, normals) columns; NPY holds an ``(N, 3)`` or ``(N, 6)`` array.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from equivision._validation import check_points
+from equivision.errors import (
+    CorruptFileError,
+    DegenerateGeometryError,
+    InvalidInputError,
+    ShapeError,
+    UnsupportedFormatError,
+)
+from equivision.io.atomic import atomic_path
+from equivision.io.meshes import _check_readable
+
+CLOUD_FORMATS = (".ply", ".xyz", ".npy")
+
+_PLY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}
+
+
+def _parse_ply_header(f) -> tuple[str, list[tuple[str, int, list[tuple[str, str | None, str]]]]]:
+    if f.readline().strip() != b"ply":
+        raise CorruptFileError("not a PLY file (missing 'ply' magic)")
+    fmt = ""
+    elements: list[tuple[str, int, list[tuple[str, str | None, str]]]] = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise CorruptFileError("PLY header has no 'end_header'")
+        words = line.decode("ascii", "replace").split()
+        if not words or words[0] in ("comment", "obj_info"):
+            continue
+        if words[0] == "format":
+            fmt = words[1]
+        elif words[0] == "element":
+            elements.append((words[1], int(words[2]), []))
+        elif words[0] == "property":
+            if not elements:
+                raise CorruptFileError("PLY property before any element")
+            if words[1] == "list":
+                elements[-1][2].append((words[4], words[2], words[3]))
+            else:
+                elements[-1][2].append((words[2], None, words[1]))
+        elif words[0] == "end_header":
+            return fmt, elements
+
+
+def _read_ply(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    with open(p, "rb") as f:
+        try:
+            fmt, elements = _parse_ply_header(f)
+        except (ValueError, IndexError) as e:
+            raise CorruptFileError(f"{p}: malformed PLY header ({e})") from e
+        names = [e[0] for e in elements]
+        if "vertex" not in names:
+            raise CorruptFileError(f"{p}: PLY file has no vertex element")
+        before = elements[: names.index("vertex")]
+        _, n, props = elements[names.index("vertex")]
+        if any(pr[1] is not None for pr in props):
+            raise UnsupportedFormatError(f"{p}: list properties on vertices are not supported")
+        for need in "xyz":
+            if need not in [pr[0] for pr in props]:
+                raise CorruptFileError(f"{p}: PLY vertices have no '{need}' property")
+        try:
+            if fmt == "ascii":
+                for _, m, _ in before:
+                    for _ in range(m):
+                        f.readline()
+                rows = [f.readline().split() for _ in range(n)]
+                arr = np.array(rows, dtype=np.float64)
+                if arr.shape != (n, len(props)):
+                    raise CorruptFileError(f"{p}: expected {n} vertex rows of {len(props)} values")
+                cols = {pr[0]: arr[:, i] for i, pr in enumerate(props)}
+            elif fmt in ("binary_little_endian", "binary_big_endian"):
+                order = "<" if fmt == "binary_little_endian" else ">"
+                for _, m, bprops in before:
+                    if any(pr[1] is not None for pr in bprops):
+                        raise UnsupportedFormatError(f"{p}: list elements before vertices")
+                    f.seek(m * sum(np.dtype(_PLY_TYPES[pr[2]]).itemsize for pr in bprops), 1)
+                dt = np.dtype([(pr[0], order + _PLY_TYPES[pr[2]]) for pr in props])
+                buf = f.read(dt.itemsize * n)
+                if len(buf) < dt.itemsize * n:
+                    raise CorruptFileError(f"{p}: PLY file is truncated ({len(buf)} of "
+                                           f"{dt.itemsize * n} vertex bytes)")
+                data = np.frombuffer(buf, dtype=dt, count=n)
+                cols = {name: data[name].astype(np.float64) for name in dt.names}
+            else:
+                raise CorruptFileError(f"{p}: unknown PLY format '{fmt}'")
+        except KeyError as e:
+            raise CorruptFileError(f"{p}: unknown PLY property type {e}") from e
+        except ValueError as e:
+            raise CorruptFileError(f"{p}: cannot parse PLY vertex data ({e})") from e
+    pts = np.stack([cols["x"], cols["y"], cols["z"]], 1)
+    nrm = np.stack([cols["nx"], cols["ny"], cols["nz"]], 1) if {"nx", "ny", "nz"} <= cols.keys() else None
+    return pts, nrm
+
+
+def load_point_cloud(
+    path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor | None]:
+    """Read a point cloud. Returns ``(points (N, 3), normals (N, 3) or None)``.
+
+    Raises :class:`~equivision.errors.DegenerateGeometryError` for an empty cloud and
+    :class:`~equivision.errors.InvalidInputError` for NaN/inf coordinates.
+    """
+    p = _check_readable(path, CLOUD_FORMATS, "point cloud")
+    suffix = p.suffix.lower()
+    if suffix == ".ply":
+        pts, nrm = _read_ply(p)
+    elif suffix == ".xyz":
+        try:
+            arr = np.loadtxt(p, dtype=np.float64, ndmin=2, comments="#")
+        except ValueError as e:
+            raise CorruptFileError(f"{p}: not a text file of 3 or 6 numbers per line ({e})") from e
+        if arr.size == 0:
+            raise DegenerateGeometryError(f"{p} holds no points")
+        if arr.shape[1] not in (3, 6):
+            raise CorruptFileError(f"{p}: expected 3 or 6 columns, found {arr.shape[1]}")
+        pts, nrm = arr[:, :3], (arr[:, 3:6] if arr.shape[1] == 6 else None)
+    else:
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise CorruptFileError(f"{p}: not a readable .npy array ({e})") from e
+        if arr.ndim != 2 or arr.shape[1] not in (3, 6):
+            raise CorruptFileError(f"{p}: expected an (N, 3) or (N, 6) array, got {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise CorruptFileError(f"{p}: array of {arr.dtype} is not numeric")
+        pts, nrm = arr[:, :3], (arr[:, 3:6] if arr.shape[1] == 6 else None)
+    if len(pts) == 0:
+        raise DegenerateGeometryError(f"{p} holds no points")
+    if not np.isfinite(pts).all():
+        raise InvalidInputError(f"{p} has {int((~np.isfinite(pts)).any(1).sum())} points with "
+                                "NaN or infinite coordinates; clean the file first")
+    pts_t = torch.as_tensor(np.ascontiguousarray(pts), dtype=dtype)
+    nrm_t = torch.as_tensor(np.ascontiguousarray(nrm), dtype=dtype) if nrm is not None else None
+    return pts_t, nrm_t
+
+
+def save_point_cloud(
+    points: Tensor, path: str | os.PathLike[str], *, normals: Tensor | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``points (N, 3)`` (and ``normals (N, 3)``) atomically as PLY (binary), XYZ or NPY."""
+    check_points(points, "points", 3)
+    if points.ndim != 2:
+        raise ShapeError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    if normals is not None and normals.shape != points.shape:
+        raise ShapeError(f"normals {tuple(normals.shape)} must match points {tuple(points.shape)}")
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in CLOUD_FORMATS:
+        raise UnsupportedFormatError(f"cannot write point clouds as '{suffix}'; use {CLOUD_FORMATS}")
+    pts = points.detach().cpu().double().numpy()
+    arr = pts if normals is None else np.concatenate([pts, normals.detach().cpu().double().numpy()], 1)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, arr.astype(np.float32))
+        elif suffix == ".xyz":
+            np.savetxt(tmp, arr, fmt="%.7g")
+        else:
+            names = ["x", "y", "z"] + (["nx", "ny", "nz"] if normals is not None else [])
+            header = "ply\nformat binary_little_endian 1.0\ncomment written by equivision\n"
+            header += f"element vertex {len(arr)}\n"
+            header += "".join(f"property float {n}\n" for n in names) + "end_header\n"
+            with open(tmp, "wb") as f:
+                f.write(header.encode("ascii"))
+                f.write(arr.astype("<f4").tobytes())
+    return p
