@@ -1,9 +1,9 @@
 """Command-line interface. Each command module registers itself on :data:`app` when
 imported here; keep the imports below in the order commands should appear in ``--help``."""
 
-from equivision.cli.app import app, entry_point, fail, main
-from equivision.cli import info as _info  # noqa: F401  (registers commands)
 from equivision.cli import data as _data  # noqa: F401
 from equivision.cli import demo as _demo  # noqa: F401
+from equivision.cli import info as _info  # noqa: F401  (registers commands)
+from equivision.cli.app import app, entry_point, fail, main
 
 __all__ = ["app", "entry_point", "fail", "main"]

@@ -1,0 +1,30 @@
+"""Geometry on meshes and point clouds: normalisation, surface sampling, noise,
+procedural shapes."""
+
+from equivision.geometry.normalize import (
+    bounding_box_diagonal,
+    denormalize_points,
+    normalize_mesh,
+    normalize_points,
+    unit_box_transform,
+)
+from equivision.geometry.sampling import (
+    add_gaussian_noise,
+    face_areas_and_normals,
+    farthest_point_sampling,
+    sample_surface_poisson_disk,
+    sample_surface_uniform,
+)
+
+__all__ = [
+    "add_gaussian_noise",
+    "bounding_box_diagonal",
+    "denormalize_points",
+    "face_areas_and_normals",
+    "farthest_point_sampling",
+    "normalize_mesh",
+    "normalize_points",
+    "sample_surface_poisson_disk",
+    "sample_surface_uniform",
+    "unit_box_transform",
+]
