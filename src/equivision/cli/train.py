@@ -1,0 +1,66 @@
+"""``equivision train <task>`` and ``equivision eval <task>``: the training engine's CLI.
+
+Both work the same under ``torchrun --nproc_per_node=N -m equivision train ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from equivision.cli.app import app, console, err_console
+
+
+@app.command("train")
+def train_cmd(
+    task: str = typer.Argument(..., help="Task name (equivision train --list shows them)."),
+    config: Path | None = typer.Option(None, "--config", "-c",
+                                       help="JSON run config (sections 'train' and 'task')."),
+    run: Path | None = typer.Option(None, "--run", help="Run folder (default runs/<task>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last "
+                                "checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+    device: str | None = typer.Option(None, "--device",
+                                      help="auto, cpu, cuda or cuda:N (overrides the config)."),
+) -> None:
+    """Train a task; writes config.json, metrics.csv and checkpoints into the run folder."""
+    from equivision.training import get_task, read_json, train
+
+    t = get_task(task)
+    data = read_json(config) if config is not None else None
+    if resume and overwrite:
+        from equivision.errors import ConfigError
+
+        raise ConfigError("--resume and --overwrite exclude each other")
+    run_dir = run if run is not None else Path("runs") / task
+    result = train(t, data, run_dir, resume=resume, overwrite=overwrite, device=device,
+                   console=err_console)
+    from equivision.training.distributed import from_env
+
+    if from_env().is_main and result.eval_metrics:
+        _print_metrics(f"{task}: eval at step {result.step}", result.eval_metrics)
+
+
+@app.command("eval")
+def eval_cmd(
+    task: str = typer.Argument(..., help="Task name."),
+    run: Path = typer.Option(..., "--run", help="Run folder written by equivision train."),
+    checkpoint: str = typer.Option("best", "--checkpoint",
+                                   help="best, latest or a step number."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Evaluate a run's checkpoint on the task's eval set and print the metrics."""
+    from equivision.training import evaluate_run
+
+    step, metrics = evaluate_run(task, run, checkpoint=checkpoint, device=device)
+    _print_metrics(f"{task}: {run} at step {step}", metrics)
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        t.add_row(k, f"{v:.6g}")
+    console.print(t)

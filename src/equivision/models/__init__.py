@@ -1,0 +1,246 @@
+"""Model registry and loading for inference.
+
+A model is registered by name with the dataclass of its configuration and a builder::
+
+    from dataclasses import dataclass
+    from equivision.models import register_model
+
+    @dataclass
+    class MyNetConfig:
+        width: int = 16
+
+    @register_model("mynet", MyNetConfig)
+    def build_mynet(cfg: MyNetConfig) -> torch.nn.Module:
+        return MyNet(cfg.width)
+
+Weights are stored only as safetensors, beside a JSON that names the model and its config.
+:func:`load` accepts either
+
+* a run folder written by ``equivision train`` (its best checkpoint by default), or
+* the name of a packaged pretrained default: ``src/equivision/pretrained/<name>.json`` +
+  ``<name>.safetensors`` (made from a run with :func:`export_pretrained`).
+
+A checkpoint whose model name, configuration or tensor shapes differ from the model asked
+for is refused with :class:`~equivision.errors.CheckpointError` naming the mismatch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from equivision.errors import CheckpointError, ConfigError, UnknownDatasetError
+from equivision.io import atomic_path
+from equivision.models.weights import (
+    check_compatible,
+    file_sha256,
+    load_into,
+    read_tensors,
+    save_tensors,
+)
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_FORMAT = "equivision-pretrained/1"
+
+# Modules that register models when imported; a new model family adds its module here.
+MODEL_MODULES: list[str] = ["equivision.models.toy"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_cls: type
+    build: Callable[[Any], torch.nn.Module]
+
+
+_MODELS: dict[str, ModelSpec] = {}
+_imported = False
+
+
+class UnknownModelError(UnknownDatasetError):
+    """A model name that neither the registry nor the pretrained folder knows."""
+
+
+def register_model(name: str, config_cls: type) -> Callable[[Callable[[Any], torch.nn.Module]],
+                                                             Callable[[Any], torch.nn.Module]]:
+    """Decorator: register ``build(cfg) -> nn.Module`` under ``name`` with its config class."""
+
+    def deco(build: Callable[[Any], torch.nn.Module]) -> Callable[[Any], torch.nn.Module]:
+        old = _MODELS.get(name)
+        if old is not None and old.build is not build:
+            raise ValueError(f"model {name!r} is already registered by {old.build.__module__}")
+        _MODELS[name] = ModelSpec(name, config_cls, build)
+        return build
+
+    return deco
+
+
+def _import_all() -> None:
+    global _imported
+    if not _imported:
+        for mod in MODEL_MODULES:
+            importlib.import_module(mod)
+        _imported = True
+
+
+def list_models() -> list[str]:
+    """Names of the registered models."""
+    _import_all()
+    return sorted(_MODELS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    _import_all()
+    if name not in _MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; registered models: "
+                                f"{', '.join(sorted(_MODELS)) or 'none'}")
+    return _MODELS[name]
+
+
+def model_config(name: str, config: Any = None) -> Any:
+    """The config dataclass of model ``name`` from a dataclass, a dict (checked) or None
+    (defaults)."""
+    from equivision.training.config import from_dict
+
+    spec = get_model_spec(name)
+    if config is None:
+        return spec.config_cls()
+    if isinstance(config, spec.config_cls):
+        return config
+    if isinstance(config, dict):
+        return from_dict(spec.config_cls, config, "model")
+    raise ConfigError(f"model {name!r} takes a {spec.config_cls.__name__} or a dict, "
+                      f"got {type(config).__name__}")
+
+
+def build_model(name: str, config: Any = None) -> torch.nn.Module:
+    """Build registered model ``name`` (fresh weights) from its config."""
+    return get_model_spec(name).build(model_config(name, config))
+
+
+def list_pretrained() -> list[str]:
+    """Names of the packaged pretrained defaults."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.json")
+                  if p.with_suffix(".safetensors").is_file())
+
+
+def load(name_or_run_dir: str | os.PathLike[str], *, model: str | None = None,
+         config: Any = None, checkpoint: str | int = "best",
+         device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A model in eval mode with trained weights, for inference.
+
+    ``name_or_run_dir``: a run folder (``checkpoint`` = "best", "latest" or a step number) or
+    the name of a packaged pretrained default (see :func:`list_pretrained`).
+    ``model`` / ``config``: when given, the checkpoint must be of this registered model and
+    this configuration (dataclass or dict), else :class:`CheckpointError` names the
+    difference. Tensor names and shapes are always checked against the built model."""
+    from equivision.training.config import diff_dicts, to_dict
+
+    ref = _resolve(name_or_run_dir, checkpoint)
+    name, stored_cfg = ref["model_name"], ref["model_config"]
+    if model is not None and model != name:
+        raise CheckpointError(f"{ref['source']} holds model {name!r}, not {model!r}")
+    try:
+        cfg = model_config(name, stored_cfg)
+    except ConfigError as e:
+        raise CheckpointError(f"{ref['source']}: its model config does not fit model {name!r} "
+                              f"as registered now ({e})") from e
+    if config is not None:
+        asked = to_dict(model_config(name, config))
+        diff = diff_dicts(to_dict(cfg), asked)
+        if diff:
+            raise CheckpointError(f"{ref['source']} was trained with another {name} config; "
+                                  f"it differs in {', '.join(diff)}")
+    net = build_model(name, cfg)
+    tensors = read_tensors(ref["weights"], sha256=ref.get("sha256"))
+    load_into(net, tensors, str(ref["weights"]))
+    return net.to(device).eval()
+
+
+def load_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> torch.nn.Module:
+    """Load a safetensors file (a run folder's best checkpoint, or a file) into an existing
+    module, after checking tensor names and shapes."""
+    p = Path(path)
+    if p.is_dir():
+        p = Path(_resolve(p, "best")["weights"])
+    load_into(module, read_tensors(p), str(p))
+    return module
+
+
+def _resolve(name_or_run_dir: str | os.PathLike[str], checkpoint: str | int) -> dict[str, Any]:
+    p = Path(name_or_run_dir)
+    if p.is_dir():
+        from equivision.training.checkpoint import find_checkpoint
+
+        info = find_checkpoint(p, checkpoint)
+        m = info.meta.get("model", {})
+        return {"source": f"checkpoint {info.path}", "model_name": m.get("name"),
+                "model_config": m.get("config"), "weights": info.path / "model.safetensors",
+                "sha256": info.meta.get("files", {}).get("model.safetensors", {}).get("sha256")}
+    name = str(name_or_run_dir)
+    meta_path = PRETRAINED_DIR / f"{name}.json"
+    if os.sep in name or "/" in name or not meta_path.is_file():
+        known = ", ".join(list_pretrained()) or "none"
+        raise UnknownModelError(f"{name!r} is neither a run folder nor a pretrained model "
+                                f"(pretrained: {known})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{meta_path} is not valid JSON: {e}") from e
+    if meta.get("format") != PRETRAINED_FORMAT:
+        raise CheckpointError(f"{meta_path} is not an equivision pretrained file")
+    return {"source": f"pretrained {name!r}", "model_name": meta["model"]["name"],
+            "model_config": meta["model"]["config"],
+            "weights": meta_path.with_suffix(".safetensors"), "sha256": meta.get("sha256")}
+
+
+def export_pretrained(run_dir: str | os.PathLike[str], name: str,
+                      out_dir: str | os.PathLike[str] = PRETRAINED_DIR, *,
+                      checkpoint: str | int = "best", note: str = "",
+                      overwrite: bool = False) -> Path:
+    """Write ``<out_dir>/<name>.json`` + ``<name>.safetensors`` from a run's checkpoint."""
+    from equivision.training.checkpoint import find_checkpoint
+
+    info = find_checkpoint(Path(run_dir), checkpoint)
+    tensors = read_tensors(info.path / "model.safetensors",
+                           sha256=info.meta["files"]["model.safetensors"]["sha256"])
+    net = build_model(info.meta["model"]["name"], info.meta["model"]["config"])
+    check_compatible(net, tensors, str(info.path))
+    out = Path(out_dir)
+    weights = out / f"{name}.safetensors"
+    if weights.exists() and not overwrite:
+        from equivision.errors import OutputExistsError
+
+        raise OutputExistsError(f"{weights} already exists; pass overwrite=True to replace it")
+    save_tensors(tensors, weights)
+    meta = {"format": PRETRAINED_FORMAT, "model": info.meta["model"],
+            "sha256": file_sha256(weights), "task": info.meta.get("task"),
+            "step": info.step, "metrics": info.meta.get("metrics", {}), "note": note}
+    with atomic_path(out / f"{name}.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return weights
+
+
+__all__ = [
+    "PRETRAINED_DIR",
+    "ModelSpec",
+    "UnknownModelError",
+    "build_model",
+    "export_pretrained",
+    "get_model_spec",
+    "list_models",
+    "list_pretrained",
+    "load",
+    "load_weights",
+    "model_config",
+    "register_model",
+]

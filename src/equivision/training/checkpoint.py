@@ -1,0 +1,244 @@
+"""Checkpoints of a run: safetensors for tensors, JSON for everything else; atomic.
+
+Layout of a run folder::
+
+    runs/toy/
+      config.json                      resolved run config (every field)
+      metrics.csv                      step,split,metric,value
+      best.json                        {"step", "metric", "value"} of the best checkpoint
+      checkpoints/step-00000100/
+        model.safetensors              model weights (what inference loads)
+        train_state.safetensors        optimizer tensors (Adam moments, momentum buffers)
+        meta.json                      step, config, model name+config, optimizer scalars,
+                                       scheduler/scaler state, RNG state of every rank,
+                                       metrics, best, SHA-256 of both tensor files
+
+A checkpoint folder is written in a hidden temporary folder and renamed into place, so a
+killed run leaves either a complete checkpoint or none. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from equivision.errors import CheckpointError, DataFileNotFoundError
+from equivision.io import atomic_directory, atomic_path
+from equivision.models.weights import file_sha256, read_tensors, save_tensors
+
+CHECKPOINT_FORMAT = "equivision-checkpoint/1"
+_STEP_DIR = re.compile(r"^step-(\d{8,})$")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    step: int
+    meta: dict[str, Any]
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps of the complete checkpoints in ``run_dir``, ascending."""
+    d = checkpoints_dir(run_dir)
+    if not d.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in d.iterdir()
+                  if p.is_dir() and (m := _STEP_DIR.match(p.name)))
+
+
+def read_meta(ckpt_dir: Path) -> dict[str, Any]:
+    p = ckpt_dir / "meta.json"
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint {ckpt_dir} has no meta.json; it is incomplete") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{p} is corrupt (not valid JSON: {e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p} is not an equivision checkpoint ({CHECKPOINT_FORMAT})")
+    return meta
+
+
+def find_checkpoint(run_dir: Path, which: str | int = "latest") -> CheckpointInfo:
+    """The checkpoint ``which`` ("latest", "best" or a step) of a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataFileNotFoundError(f"run folder {run_dir} does not exist")
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise CheckpointError(f"run folder {run_dir} has no checkpoints (expected "
+                              f"{checkpoints_dir(run_dir)}/step-NNNNNNNN); train it first")
+    if which == "latest":
+        step = steps[-1]
+    elif which == "best":
+        best = read_best(run_dir)
+        step = best["step"] if best is not None and best["step"] in steps else steps[-1]
+    else:
+        try:
+            step = int(which)
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step number, "
+                                  f"got {which!r}") from e
+        if step not in steps:
+            raise CheckpointError(f"run {run_dir} has no checkpoint at step {step}; "
+                                  f"it has steps {', '.join(map(str, steps))}")
+    path = checkpoints_dir(run_dir) / step_dir_name(step)
+    return CheckpointInfo(path, step, read_meta(path))
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    p = Path(run_dir) / "best.json"
+    if not p.is_file():
+        return None
+    try:
+        best = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{p} is corrupt (not valid JSON: {e})") from e
+    if not isinstance(best, dict) or not isinstance(best.get("step"), int):
+        raise CheckpointError(f"{p} does not name a checkpoint step")
+    return best
+
+
+def write_best(run_dir: Path, step: int, metric: str, value: float) -> None:
+    write_json(Path(run_dir) / "best.json", {"step": step, "metric": metric, "value": value})
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(run_dir: Path, step: int, model_state: Mapping[str, torch.Tensor],
+                    state_tensors: Mapping[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write ``checkpoints/step-NNNNNNNN`` atomically; returns its path."""
+    target = checkpoints_dir(run_dir) / step_dir_name(step)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(target, overwrite=True) as tmp:
+        save_tensors(model_state, tmp / "model.safetensors")
+        save_tensors(state_tensors, tmp / "train_state.safetensors")
+        files = {n: {"sha256": file_sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
+                 for n in ("model.safetensors", "train_state.safetensors")}
+        full = {"format": CHECKPOINT_FORMAT, "step": step, **meta, "files": files}
+        write_json(tmp / "meta.json", full)
+    return target
+
+
+def load_checkpoint_tensors(info: CheckpointInfo, name: str) -> dict[str, torch.Tensor]:
+    """``model`` or ``train_state`` tensors of a checkpoint, digest-checked."""
+    fname = f"{name}.safetensors"
+    sha = info.meta.get("files", {}).get(fname, {}).get("sha256")
+    return read_tensors(info.path / fname, sha256=sha)
+
+
+def prune_checkpoints(run_dir: Path, keep_last: int, keep: set[int]) -> None:
+    """Remove all but the last ``keep_last`` checkpoints and those in ``keep`` (the best)."""
+    steps = checkpoint_steps(run_dir)
+    survivors = set(steps[-keep_last:]) | keep
+    for s in steps:
+        if s not in survivors:
+            shutil.rmtree(checkpoints_dir(run_dir) / step_dir_name(s), ignore_errors=True)
+
+
+def remove_partial(run_dir: Path) -> None:
+    """Remove temporary folders a killed run left in ``checkpoints/``."""
+    d = checkpoints_dir(run_dir)
+    if d.is_dir():
+        for p in d.iterdir():
+            if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+def flatten_state(sd: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer ``state_dict()`` into tensors (for safetensors) and the JSON rest.
+
+    Tensor ``state[i][k]`` becomes ``"optimizer.<i>.<k>"``; the JSON keeps the scalars, the
+    param_groups and which entries were tensors."""
+    tensors: dict[str, torch.Tensor] = {}
+    state_json: dict[str, dict[str, Any]] = {}
+    for idx, entries in sd["state"].items():
+        row: dict[str, Any] = {}
+        for k, v in entries.items():
+            if isinstance(v, torch.Tensor):
+                key = f"optimizer.{idx}.{k}"
+                tensors[key] = v.detach().cpu().contiguous()
+                row[k] = {"tensor": key}
+            else:
+                row[k] = {"value": v}
+        state_json[str(idx)] = row
+    groups = json.loads(json.dumps(sd["param_groups"]))  # tuples -> lists; fails loudly
+    return tensors, {"state": state_json, "param_groups": groups}
+
+
+def unflatten_state(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any],
+                    device: torch.device) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for idx, row in rest["state"].items():
+        entry: dict[str, Any] = {}
+        for k, v in row.items():
+            if "tensor" in v:
+                if v["tensor"] not in tensors:
+                    raise CheckpointError(f"optimizer tensor {v['tensor']} missing from the "
+                                          "checkpoint's train_state.safetensors")
+                t = tensors[v["tensor"]]
+                # Adam's "step" counter stays on the CPU unless capturable/fused
+                entry[k] = t if k == "step" else t.to(device)
+            else:
+                entry[k] = v["value"]
+        state[int(idx)] = entry
+    return {"state": state, "param_groups": [dict(g) for g in rest["param_groups"]]}
+
+
+# ----------------------------------------------------------------------------- RNG
+
+def capture_rng() -> dict[str, Any]:
+    """The torch (CPU and CUDA), NumPy and Python RNG states of this process, as JSON."""
+    keys = np.random.get_state()
+    py = random.getstate()
+    out: dict[str, Any] = {
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
+        "numpy": {"name": keys[0], "keys": [int(k) for k in keys[1]], "pos": int(keys[2]),
+                  "has_gauss": int(keys[3]), "cached_gaussian": float(keys[4])},
+        "python": {"version": py[0], "state": list(py[1]), "gauss_next": py[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode("ascii")
+                       for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    try:
+        t = np.frombuffer(base64.b64decode(state["torch"]), dtype=np.uint8).copy()
+        torch.set_rng_state(torch.from_numpy(t))
+        n = state["numpy"]
+        np.random.set_state((n["name"], np.array(n["keys"], dtype=np.uint32), n["pos"],
+                             n["has_gauss"], n["cached_gaussian"]))
+        p = state["python"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+        if "cuda" in state and torch.cuda.is_available():
+            cuda = [torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+                    for s in state["cuda"]]
+            if len(cuda) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the checkpoint's RNG state is unreadable ({e})") from e

@@ -1,0 +1,583 @@
+"""The trainer: one loop for every task, on CPU, CUDA and under torchrun.
+
+:func:`train` takes a task (see :mod:`equivision.training.tasks`), a :class:`RunConfig` and
+a run folder; it handles devices (optional mixed precision on CUDA), seeding,
+DistributedDataParallel when started by ``torchrun`` (each process takes its shard of every
+global batch; only rank 0 logs and writes), gradient clipping, learning-rate schedules,
+periodic evaluation, a progress bar, ``metrics.csv`` (plus TensorBoard event files when the
+``tensorboard`` package is installed) and checkpoints (see
+:mod:`equivision.training.checkpoint`).
+
+Determinism: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)`` and the
+position inside an epoch follows from the step, so a run resumed from a checkpoint (model,
+optimizer, scheduler, scaler, RNG states of every rank) continues exactly where the killed
+run was; on CPU the final weights are identical to an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader, DistributedSampler
+
+from equivision import __version__
+from equivision.errors import CheckpointError, ConfigError, EquivisionError, OutputExistsError
+from equivision.io import atomic_path
+from equivision.training import checkpoint as ckpt
+from equivision.training import distributed as dist
+from equivision.training.config import (
+    RunConfig,
+    TrainConfig,
+    build_run_config,
+    diff_dicts,
+    read_json,
+    to_dict,
+)
+from equivision.training.tasks import Task, get_task
+
+
+class TrainingError(EquivisionError, RuntimeError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy's and Python's global RNGs."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def resolve_device(name: str, info: dist.DistInfo) -> torch.device:
+    """``auto``/``cpu``/``cuda``/``cuda:N`` -> a device; under torchrun with CUDA each
+    process takes ``cuda:LOCAL_RANK``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked but no CUDA device is available; "
+                              "use --device cpu")
+        if name == "cuda":
+            return torch.device("cuda", info.local_rank if info.enabled else 0)
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} asked but only {torch.cuda.device_count()} "
+                              "CUDA device(s) exist")
+        return dev
+    if name != "cpu":
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    return torch.device("cpu")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a (nested tuple/list/dict) batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        moved = [to_device(b, device) for b in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def batch_size_of(batch: Any) -> int:
+    """Size of the first dimension of the first tensor found in ``batch``."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    items = batch.values() if isinstance(batch, dict) else batch
+    if isinstance(items, (list, tuple, type({}.values()))):
+        for b in items:
+            n = batch_size_of(b)
+            if n:
+                return n
+    return 0
+
+
+def lr_factor(tc: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of the base learning rate after ``step`` completed optimizer steps."""
+
+    def f(step: int) -> float:
+        if step < tc.warmup_steps:
+            return (step + 1) / tc.warmup_steps
+        t = min(1.0, (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps))
+        if tc.schedule == "cosine":
+            return tc.min_lr_factor + (1 - tc.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * t))
+        if tc.schedule == "linear":
+            return 1.0 - (1.0 - tc.min_lr_factor) * t
+        if tc.schedule == "step":
+            return tc.step_gamma ** ((step - tc.warmup_steps) // tc.step_size)
+        return 1.0
+
+    return f
+
+
+def make_optimizer(params: Iterator[torch.nn.Parameter], tc: TrainConfig
+                   ) -> torch.optim.Optimizer:
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    if tc.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+
+
+class MetricsLog:
+    """``metrics.csv`` (step,split,metric,value) and, when available, TensorBoard events."""
+
+    HEADER = ("step", "split", "metric", "value")
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.path = run_dir / "metrics.csv"
+        self.enabled = enabled
+        self.tb = None
+        if enabled:
+            try:  # needs the optional `tensorboard` package
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            except ImportError:
+                self.tb = None
+
+    def start(self, keep_up_to_step: int | None) -> None:
+        """New log (``None``) or, on resume, keep only the rows up to the checkpoint step."""
+        if not self.enabled:
+            return
+        rows: list[list[str]] = []
+        if keep_up_to_step is not None and self.path.is_file():
+            with open(self.path, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.reader(f)][1:]
+            rows = [r for r in rows if len(r) == 4 and r[0].isdigit()
+                    and int(r[0]) <= keep_up_to_step]
+        with atomic_path(self.path, overwrite=True) as tmp, \
+                open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(self.HEADER)
+            w.writerows(rows)
+
+    def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            for k, v in metrics.items():
+                w.writerow([step, split, k, repr(float(v))])
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(f"{split}/{k}", float(v), step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(run_dir: Path) -> list[tuple[int, str, str, float]]:
+    """Rows of a run's ``metrics.csv`` as ``(step, split, metric, value)``."""
+    with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    return [(int(r[0]), r[1], r[2], float(r[3])) for r in rows]
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+# ----------------------------------------------------------------------------- run folder
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError(f"{run_dir} exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"run folder {run_dir} already exists; pass --resume to "
+                                    "continue it or --overwrite to start it afresh")
+        if not (run_dir / "config.json").is_file():
+            raise OutputExistsError(f"{run_dir} is not empty and is not an equivision run "
+                                    "folder (no config.json); refusing to delete it")
+
+
+def _prepare_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
+    if overwrite and run_dir.is_dir():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = {**cfg.to_dict(), "equivision_version": __version__}
+    ckpt.write_json(run_dir / "config.json", data)
+
+
+def load_run_config(run_dir: Path, task: Task) -> RunConfig:
+    """The resolved config saved in a run folder, checked against ``task``."""
+    p = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        from equivision.errors import DataFileNotFoundError
+
+        raise DataFileNotFoundError(f"run folder {run_dir} does not exist")
+    if not p.is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder (no config.json)")
+    data = read_json(p, "run config")
+    data.pop("equivision_version", None)
+    named = data.get("task_name")
+    if named != task.name:
+        raise ConfigError(f"run {run_dir} is of task {named!r}, not {task.name!r}")
+    return build_run_config(task.name, task.config_cls, data)
+
+
+# ----------------------------------------------------------------------------- train
+
+def train(task: str | Task, config: RunConfig | dict[str, Any] | None, run_dir: str | Path,
+          *, resume: bool = False, overwrite: bool = False, device: str | None = None,
+          console: Console | None = None, progress: bool | None = None) -> TrainResult:
+    """Train ``task`` with ``config`` into ``run_dir``; see the module docstring.
+
+    ``config``: a :class:`RunConfig`, a dict shaped like the JSON file, or None (defaults;
+    with ``resume`` the run's saved config). ``resume``: continue from the latest checkpoint
+    (a given config must equal the saved one). ``overwrite``: replace an existing run
+    folder. ``device`` overrides ``train.device``. Returns the final metrics (every rank)."""
+    task = get_task(task) if isinstance(task, str) else task
+    run_dir = Path(run_dir)
+    console = console or Console(stderr=True)
+    cfg = config if isinstance(config, RunConfig) or config is None else \
+        build_run_config(task.name, task.config_cls, config)
+    start: ckpt.CheckpointInfo | None = None
+    if resume:
+        saved = load_run_config(run_dir, task)
+        if cfg is not None:
+            diff = diff_dicts(saved.to_dict(), cfg.to_dict())
+            if diff:
+                raise ConfigError(f"--resume: the config differs from the one saved in "
+                                  f"{run_dir}/config.json in {', '.join(diff)}; drop --config "
+                                  "or start a new run")
+        cfg = saved
+        start = ckpt.find_checkpoint(run_dir, "latest")
+    elif cfg is None:
+        cfg = build_run_config(task.name, task.config_cls, None)
+    tc = cfg.train
+    info = dist.from_env()
+    if tc.batch_size % info.world_size:
+        raise ConfigError(f"train.batch_size {tc.batch_size} must be divisible by the number "
+                          f"of processes ({info.world_size})")
+    _check_run_dir(run_dir, resume, overwrite)
+    dev = resolve_device(device or tc.device, info)
+    owns_group = info.enabled and not torch.distributed.is_initialized()
+    dist.init(info, dev, tc.dist_timeout_s)
+    try:
+        return _Run(task, cfg, run_dir, info, dev, console, progress, start, overwrite).loop()
+    finally:
+        if owns_group:
+            dist.shutdown()
+
+
+class _Run:
+    """State of one training run (one per process)."""
+
+    def __init__(self, task: Task, cfg: RunConfig, run_dir: Path, info: dist.DistInfo,
+                 device: torch.device, console: Console, progress: bool | None,
+                 start: ckpt.CheckpointInfo | None, overwrite: bool) -> None:
+        self.task, self.cfg, self.tc = task, cfg, cfg.train
+        self.run_dir, self.info, self.device, self.console = run_dir, info, device, console
+        tc = self.tc
+        self.best_metric = tc.best_metric or task.best_metric
+        self.best_mode = tc.best_mode or task.best_mode
+
+        # rank 0 prepares the folder; the others wait so that they never see a half-made one
+        ok = True
+        if info.is_main:
+            try:
+                if start is None:
+                    _prepare_run_dir(run_dir, cfg, overwrite)
+                else:
+                    ckpt.remove_partial(run_dir)
+            except BaseException:
+                dist.broadcast_flag(False, info, device)
+                raise
+        ok = dist.broadcast_flag(ok, info, device)
+        if not ok:
+            raise TrainingError("rank 0 could not prepare the run folder; see its error")
+        self.log = MetricsLog(run_dir, enabled=info.is_main)
+        self.log.start(None if start is None else start.step)
+
+        seed_everything(tc.seed)  # same initial weights on every rank
+        self.model = task.build_model(cfg.task).to(device)
+        self.train_ds, self.eval_ds = task.datasets(cfg.task)
+        self.per_rank_batch = tc.batch_size // info.world_size
+        self.batches_per_epoch = len(self.train_ds) // tc.batch_size  # type: ignore[arg-type]
+        if self.batches_per_epoch == 0:
+            raise ConfigError(f"the training set has {len(self.train_ds)} samples, fewer "  # type: ignore[arg-type]
+                              f"than train.batch_size = {tc.batch_size}")
+        seed_everything(tc.seed + 1_000_003 * info.rank)  # per-rank dropout/augmentation
+
+        self.use_amp = tc.amp and device.type == "cuda"
+        if tc.amp and not self.use_amp and info.is_main:
+            console.print("warning: train.amp needs CUDA; training in float32 on the CPU")
+        self.amp_dtype = torch.bfloat16 if tc.amp_dtype == "bfloat16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp
+                                           and self.amp_dtype == torch.float16)
+        self.ddp: torch.nn.Module = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = make_optimizer(self.model.parameters(), tc)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(tc))
+        self.step = 0
+        self.best: dict[str, Any] | None = None
+        self.last_eval: dict[str, float] = {}
+        self.last_train: dict[str, float] = {}
+        if start is not None:
+            self._restore(start)
+
+    # -- checkpoints
+    def _restore(self, info: ckpt.CheckpointInfo) -> None:
+        meta = info.meta
+        if meta.get("model", {}).get("name") != self.task.model_name:
+            raise CheckpointError(f"checkpoint {info.path} holds model "
+                                  f"{meta.get('model', {}).get('name')!r}, not "
+                                  f"{self.task.model_name!r}")
+        from equivision.models.weights import load_into
+
+        load_into(self.model, ckpt.load_checkpoint_tensors(info, "model"), str(info.path))
+        state = ckpt.load_checkpoint_tensors(info, "train_state")
+        try:
+            self.optimizer.load_state_dict(
+                ckpt.unflatten_state(state, meta["optimizer"], self.device))
+            self.scheduler.load_state_dict(meta["scheduler"])
+            if meta.get("scaler"):
+                self.scaler.load_state_dict(meta["scaler"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"checkpoint {info.path} has an optimizer/scheduler state "
+                                  f"that does not fit this run ({e})") from e
+        rngs = meta.get("rng", [])
+        if len(rngs) == self.info.world_size:
+            ckpt.restore_rng(rngs[self.info.rank])
+        elif self.info.is_main:
+            self.console.print(f"warning: checkpoint written by {len(rngs)} process(es), resumed "
+                               f"by {self.info.world_size}: RNG streams restart from the seed")
+        self.step = info.step
+        self.best = meta.get("best")
+        self.last_eval = meta.get("metrics", {}).get("eval", {})
+        self.last_train = meta.get("metrics", {}).get("train", {})
+
+    def _save(self, mark_best: bool) -> None:
+        rngs = dist.gather_json(ckpt.capture_rng(), self.info, self.device)
+        if not self.info.is_main:
+            return
+        opt_tensors, opt_json = ckpt.flatten_state(self.optimizer.state_dict())
+        sched = {k: v for k, v in self.scheduler.state_dict().items() if k != "lr_lambdas"}
+        meta = {
+            "task": self.task.name, "config": self.cfg.to_dict(),
+            "model": {"name": self.task.model_name, "config": to_dict(self.cfg.task.model)},
+            "world_size": self.info.world_size, "optimizer": opt_json, "scheduler": sched,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": rngs, "metrics": {"train": self.last_train, "eval": self.last_eval},
+            "best": self.best, "equivision_version": __version__,
+        }
+        ckpt.save_checkpoint(self.run_dir, self.step, self.model.state_dict(), opt_tensors, meta)
+        if mark_best and self.best is not None:
+            ckpt.write_best(self.run_dir, self.step, self.best["metric"], self.best["value"])
+        keep = {self.best["step"]} if self.best is not None else set()
+        ckpt.prune_checkpoints(self.run_dir, self.tc.keep_last, keep)
+
+    # -- data
+    def _epoch_loader(self, epoch: int, skip_batches: int) -> DataLoader:
+        tc, b = self.tc, self.per_rank_batch
+        sampler = DistributedSampler(self.train_ds, num_replicas=self.info.world_size,
+                                     rank=self.info.rank, shuffle=True, seed=tc.seed,
+                                     drop_last=True)
+        sampler.set_epoch(epoch)
+        indices = list(sampler)[skip_batches * b: self.batches_per_epoch * b]
+        return DataLoader(self.train_ds, batch_size=b, sampler=indices, drop_last=True,
+                          num_workers=tc.num_workers, collate_fn=self.task.collate,
+                          pin_memory=self.device.type == "cuda",
+                          # a private generator: DataLoader would otherwise draw its worker
+                          # seed from the global RNG, which resume restores
+                          generator=torch.Generator().manual_seed(tc.seed * 7919 + epoch))
+
+    def _eval_loader(self) -> DataLoader:
+        bs = self.tc.eval_batch_size or self.tc.batch_size
+        return DataLoader(self.eval_ds, batch_size=bs, shuffle=False,
+                          num_workers=self.tc.num_workers, collate_fn=self.task.collate,
+                          generator=torch.Generator().manual_seed(0))
+
+    def _autocast(self) -> Any:
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=self.amp_dtype)
+        return nullcontext()
+
+    # -- evaluation
+    def _evaluate(self) -> bool:
+        """Evaluate on rank 0; returns (on every rank) whether this is the best so far."""
+        better = False
+        if self.info.is_main:
+            self.model.eval()
+            with self._autocast():
+                metrics = self.task.evaluate(self.model, self._eval_loader(), self.device)
+            self.model.train()
+            self.last_eval = {k: float(v) for k, v in metrics.items()}
+            self.log.write(self.step, "eval", self.last_eval)
+            if self.best_metric not in self.last_eval:
+                raise ConfigError(f"best metric {self.best_metric!r} is not among the eval "
+                                  f"metrics {sorted(self.last_eval)}; set train.best_metric")
+            value = self.last_eval[self.best_metric]
+            if _is_better(value, None if self.best is None else self.best["value"],
+                          self.best_mode):
+                self.best = {"step": self.step, "metric": self.best_metric, "value": value}
+                better = True
+        return dist.broadcast_flag(better, self.info, self.device)
+
+    # -- the loop
+    def loop(self) -> TrainResult:
+        tc, info = self.tc, self.info
+        if self.step >= tc.steps:
+            if info.is_main:
+                self.console.print(f"{self.run_dir}: already trained to step {self.step}")
+            return self._result()
+        bar = _Progress(self.console, tc.steps, self.step,
+                        enabled=info.is_main and self.console.is_terminal)
+        sums: torch.Tensor | None = None
+        names: list[str] = []
+        window, t0 = 0, time.perf_counter()
+        self.ddp.train()
+        with bar:
+            while self.step < tc.steps:
+                epoch, skip = divmod(self.step, self.batches_per_epoch)
+                for batch in self._epoch_loader(epoch, skip):
+                    batch = to_device(batch, self.device)
+                    with self._autocast():
+                        loss, metrics = self.task.loss(self.ddp, batch)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.scaler.scale(loss).backward()
+                    if tc.grad_clip > 0:
+                        self.scaler.unscale_(self.optimizer)
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    self.scheduler.step()
+                    self.step += 1
+
+                    values = {"loss": loss.detach(), **{k: v.detach() if isinstance(
+                        v, torch.Tensor) else torch.tensor(float(v)) for k, v in metrics.items()}}
+                    names = list(values)
+                    row = torch.stack([v.float().reshape(()).to(self.device)
+                                       for v in values.values()])
+                    sums = row if sums is None else sums + row
+                    window += 1
+                    done = self.step >= tc.steps
+                    if self.step % tc.log_every == 0 or done:
+                        mean = dist.all_reduce_mean(sums / window, info).tolist()
+                        dt = max(time.perf_counter() - t0, 1e-9)
+                        self.last_train = dict(zip(names, mean, strict=True))
+                        if not all(math.isfinite(v) for v in mean):
+                            raise TrainingError(f"the training loss became {mean[0]} by step "
+                                                f"{self.step}; lower train.lr or set "
+                                                "train.grad_clip")
+                        self.log.write(self.step, "train", {
+                            **self.last_train, "lr": lr,
+                            "samples_per_s": window * tc.batch_size / dt})
+                        bar.update(self.step, self.last_train["loss"],
+                                   window * tc.batch_size / dt)
+                        sums, window, t0 = None, 0, time.perf_counter()
+                    better = False
+                    if done or (tc.eval_every and self.step % tc.eval_every == 0):
+                        better = self._evaluate()
+                        if info.is_main and not bar.enabled:
+                            shown = ", ".join(f"{k} {v:.4g}" for k, v in self.last_eval.items())
+                            self.console.print(f"step {self.step}/{tc.steps}: eval {shown}")
+                    if done or better or (tc.checkpoint_every
+                                          and self.step % tc.checkpoint_every == 0):
+                        self._save(mark_best=better)
+                    if done:
+                        break
+        self.log.close()
+        if info.is_main:
+            self.console.print(f"trained {self.task.name} to step {self.step}; run folder "
+                               f"{self.run_dir}")
+        return self._result()
+
+    def _result(self) -> TrainResult:
+        return TrainResult(self.run_dir, self.step, dict(self.last_eval),
+                           dict(self.last_train), self.best)
+
+
+class _Progress:
+    """A rich progress bar with loss and throughput (rank 0, on a terminal only)."""
+
+    def __init__(self, console: Console, total: int, done: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self._p = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("loss {task.fields[loss]}"),
+                               TextColumn("{task.fields[rate]} samples/s"),
+                               TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+            self._id = self._p.add_task("train", total=total, completed=done, loss="-", rate="-")
+
+    def __enter__(self) -> _Progress:
+        if self._p is not None:
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+    def update(self, step: int, loss: float, rate: float) -> None:
+        if self._p is not None:
+            self._p.update(self._id, completed=step, loss=f"{loss:.4g}", rate=f"{rate:.0f}")
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def evaluate_run(task: str | Task, run_dir: str | Path, *, checkpoint: str | int = "best",
+                 device: str | None = None) -> tuple[int, dict[str, float]]:
+    """Evaluate a run's checkpoint on the task's eval set: ``(step, metrics)``."""
+    task = get_task(task) if isinstance(task, str) else task
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir, task)
+    info = ckpt.find_checkpoint(run_dir, checkpoint)
+    dev = resolve_device(device or cfg.train.device, dist.DistInfo())
+    from equivision.models import load
+
+    model = load(run_dir, model=task.model_name, config=cfg.task.model, checkpoint=info.step,
+                 device=dev)
+    _, eval_ds = task.datasets(cfg.task)
+    loader = DataLoader(eval_ds, batch_size=cfg.train.eval_batch_size or cfg.train.batch_size,
+                        shuffle=False, collate_fn=task.collate,
+                        generator=torch.Generator().manual_seed(0))
+    metrics = task.evaluate(model, loader, dev)
+    return info.step, {k: float(v) for k, v in metrics.items()}
