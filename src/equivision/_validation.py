@@ -26,9 +26,7 @@ def as_tensor(x: object, name: str, *, dtype: torch.dtype | None = None) -> Tens
 
 def check_floating(t: Tensor, name: str) -> None:
     if not t.is_floating_point():
-        raise InvalidInputError(
-            f"{name} must be a floating-point tensor (float32 or float64), got {t.dtype}"
-        )
+        raise InvalidInputError(f"{name} must be a floating-point tensor (float32 or float64), got {t.dtype}")
 
 
 def check_finite(t: Tensor, name: str) -> None:
@@ -53,7 +51,5 @@ def check_points(t: Tensor, name: str, dim: int = 3, *, min_points: int = 1) -> 
     if t.shape[-2] < min_points:
         from equivision.errors import DegenerateGeometryError
 
-        raise DegenerateGeometryError(
-            f"{name} has {t.shape[-2]} points; at least {min_points} are needed"
-        )
+        raise DegenerateGeometryError(f"{name} has {t.shape[-2]} points; at least {min_points} are needed")
     check_finite(t, name)

@@ -17,8 +17,10 @@ def list_() -> None:
     """List the collections found, with their classes and counts."""
     root = find_data_root()
     if root is None:
-        console.print("No shared data found (looked in $EQUIVISION_DATA and ../shared/data); "
-                      "equivision falls back to procedural shapes and drawn digits.")
+        console.print(
+            "No shared data found (looked in $EQUIVISION_DATA and ../shared/data); "
+            "equivision falls back to procedural shapes and drawn digits."
+        )
         return
     t = Table(title=f"data in {root}")
     for col in ("collection", "kind", "count", "classes", "what"):

@@ -29,16 +29,20 @@ def info() -> None:
     t.add_row("python", platform.python_version())
     for mod in ("torch", "numpy", "scipy", "trimesh", "roma", "safetensors"):
         t.add_row(mod, _version_of(mod))
-    t.add_row("embree ray casting", "yes (embreex)" if _version_of("embreex") != "not installed"
-              else "no (pure fallback)")
+    t.add_row(
+        "embree ray casting",
+        "yes (embreex)" if _version_of("embreex") != "not installed" else "no (pure fallback)",
+    )
     if torch.cuda.is_available():
         dev = f"cuda ({torch.cuda.device_count()} × {torch.cuda.get_device_name(0)})"
     else:
         dev = f"cpu ({torch.get_num_threads()} threads); no CUDA device"
     t.add_row("device", dev)
     root = find_data_root()
-    t.add_row("shared data", str(root) if root else
-              "not found (set $EQUIVISION_DATA); procedural fallbacks are used")
+    t.add_row(
+        "shared data",
+        str(root) if root else "not found (set $EQUIVISION_DATA); procedural fallbacks are used",
+    )
     for c in list_collections(root):
         t.add_row(f"  {c.name}", f"{c.count} {'digits' if c.kind == 'images' else 'meshes'}")
     console.print(t)

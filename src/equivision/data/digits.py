@@ -21,8 +21,7 @@ def _render(digit: int, rng: np.random.Generator) -> np.ndarray:
     canvas = Image.new("L", (56, 56), 0)
     draw = ImageDraw.Draw(canvas)
     stroke = int(rng.integers(1, 3))
-    draw.text((28, 28), str(digit), fill=255, font=font, anchor="mm", stroke_width=stroke,
-              stroke_fill=255)
+    draw.text((28, 28), str(digit), fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
     shear = float(rng.uniform(-0.3, 0.3))
     scale = float(rng.uniform(0.85, 1.15))
     dx, dy = rng.uniform(-2.0, 2.0, size=2)

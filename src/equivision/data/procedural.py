@@ -26,7 +26,14 @@ from equivision.errors import InvalidInputError
 from equivision.io.meshes import Mesh
 
 FAMILIES: tuple[str, ...] = (
-    "ellipsoid", "box", "cylinder", "cone", "torus", "capsule", "dumbbell", "holed_box",
+    "ellipsoid",
+    "box",
+    "cylinder",
+    "cone",
+    "torus",
+    "capsule",
+    "dumbbell",
+    "holed_box",
 )
 # Families whose SDF is the exact Euclidean distance (the others are bounds near the surface)
 EXACT_SDF = {"box", "cylinder", "cone", "torus", "capsule"}
@@ -97,13 +104,19 @@ def _family_sdf(family: str, rng: np.random.Generator) -> tuple[SDF, dict[str, f
     if family == "ellipsoid":
         radii = torch.tensor(sorted(u(0.3, 1.0, 3), reverse=True), dtype=torch.float64)
         radii = radii[torch.from_numpy(rng.permutation(3))]
-        return (lambda p: sdf_ellipsoid(p, radii)), {"rx": float(radii[0]), "ry": float(radii[1]),
-                                                      "rz": float(radii[2])}, float(radii.max())
+        return (
+            (lambda p: sdf_ellipsoid(p, radii)),
+            {"rx": float(radii[0]), "ry": float(radii[1]), "rz": float(radii[2])},
+            float(radii.max()),
+        )
     if family == "box":
         half = torch.tensor(u(0.3, 1.0, 3), dtype=torch.float64)
         rr = float(u(0.0, 0.1)) * float(half.min())
-        return (lambda p: sdf_box(p, half, rr)), {"hx": float(half[0]), "hy": float(half[1]),
-                                                  "hz": float(half[2]), "rounding": rr}, float(half.norm())
+        return (
+            (lambda p: sdf_box(p, half, rr)),
+            {"hx": float(half[0]), "hy": float(half[1]), "hz": float(half[2]), "rounding": rr},
+            float(half.norm()),
+        )
     if family == "cylinder":
         r, h = float(u(0.3, 0.8)), float(u(0.4, 1.0))
         return (lambda p: sdf_cylinder_y(p, r, h)), {"r": r, "h": h}, math.hypot(r, h)
@@ -134,8 +147,11 @@ def _family_sdf(family: str, rng: np.random.Generator) -> tuple[SDF, dict[str, f
         def g(p: Tensor) -> Tensor:  # a box with a round hole drilled along x
             return torch.maximum(sdf_box(p, half), -sdf_cylinder_x(p, hole, float(half[0]) + 1.0))
 
-        return g, {"hx": float(half[0]), "hy": float(half[1]), "hz": float(half[2]),
-                   "hole_r": hole}, float(half.norm())
+        return (
+            g,
+            {"hx": float(half[0]), "hy": float(half[1]), "hz": float(half[2]), "hole_r": hole},
+            float(half.norm()),
+        )
     raise InvalidInputError(f"unknown shape family '{family}'; families: {', '.join(FAMILIES)}")
 
 
@@ -218,8 +234,9 @@ def make_shape(family: str, seed: int = 0) -> ProceduralShape:
     return ProceduralShape(family, int(seed), params, center, scale, sdf, bound)
 
 
-def make_shapes(n_per_family: int, seed: int = 0,
-                families: tuple[str, ...] = FAMILIES) -> list[ProceduralShape]:
+def make_shapes(
+    n_per_family: int, seed: int = 0, families: tuple[str, ...] = FAMILIES
+) -> list[ProceduralShape]:
     """``n_per_family`` shapes of each family, deterministic in ``seed``."""
     if n_per_family < 1:
         raise InvalidInputError(f"n_per_family must be >= 1, got {n_per_family}")

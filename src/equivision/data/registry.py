@@ -1,8 +1,9 @@
 """Finds the shared real data and lists its collections.
 
-The data root is, in order: ``$EQUIVISION_DATA``; ``../shared/data`` from the current
-folder; ``shared/data`` beside the source checkout (``<repo>/../shared/data``). When none
-exists, :func:`find_data_root` returns ``None`` and callers fall back to procedural data.
+The data root is ``$EQUIVISION_DATA`` when set (and then nothing else is looked at);
+otherwise ``../shared/data`` from the current folder, then ``shared/data`` beside the source
+checkout (``<repo>/../shared/data``). When none holds a known collection,
+:func:`find_data_root` returns ``None`` and callers fall back to procedural data.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def find_data_root() -> Path | None:
     env = os.environ.get(ENV_VAR)
     if env and not Path(env).is_dir():
         raise DataNotAvailableError(f"${ENV_VAR}={env} is not a folder; fix or unset it")
-    for c in _candidates():
+    # An explicit $EQUIVISION_DATA is the only place looked at (an empty folder there means
+    # "no data": how a user or a test forces the procedural fallbacks).
+    candidates = [Path(env)] if env else _candidates()
+    for c in candidates:
         if c.is_dir() and any((c / n).is_dir() for n in _DESCRIPTIONS):
             return c.resolve()
     return None
@@ -88,9 +92,7 @@ def list_collections(root: Path | None = None) -> list[Collection]:
 def get_collection(name: str, root: Path | None = None) -> Collection:
     """One collection by name; a typed error if unknown or absent."""
     if name not in _DESCRIPTIONS:
-        raise UnknownDatasetError(
-            f"unknown dataset '{name}'; known: {', '.join(_DESCRIPTIONS)}"
-        )
+        raise UnknownDatasetError(f"unknown dataset '{name}'; known: {', '.join(_DESCRIPTIONS)}")
     for c in list_collections(root):
         if c.name == name:
             return c
@@ -108,8 +110,7 @@ def mesh_files(name: str, cls: str | None = None, root: Path | None = None) -> l
         raise UnknownDatasetError(f"'{name}' holds {c.kind}, not meshes")
     if c.classes:
         if cls is not None and cls not in c.classes:
-            raise UnknownDatasetError(
-                f"'{name}' has no class '{cls}'; classes: {', '.join(c.classes)}")
+            raise UnknownDatasetError(f"'{name}' has no class '{cls}'; classes: {', '.join(c.classes)}")
         classes = [cls] if cls is not None else list(c.classes)
         return [p for k in classes for p in sorted((c.path / k).glob("*.ply"))]
     if cls is not None:

@@ -74,8 +74,9 @@ class DemoResult:
     seconds: dict[str, float]
 
 
-def run_demo(ctx: DemoContext, only: list[str] | None = None,
-             log: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    ctx: DemoContext, only: list[str] | None = None, log: Callable[[str], None] = print
+) -> DemoResult:
     """Run every registered section into ``ctx.out_dir`` and write ``report.md`` there."""
     from equivision import __version__
 
@@ -83,9 +84,12 @@ def run_demo(ctx: DemoContext, only: list[str] | None = None,
     parts = [
         "# equivision demo report\n",
         f"equivision {__version__}, torch {torch.__version__}, device {ctx.device}. ",
-        (f"Real data from `{ctx.data_root}`.\n" if ctx.data_root else
-         "No shared data found: every section uses the project's procedural shapes and "
-         "digits drawn from a font.\n"),
+        (
+            f"Real data from `{ctx.data_root}`.\n"
+            if ctx.data_root
+            else "No shared data found: every section uses the project's procedural shapes and "
+            "digits drawn from a font.\n"
+        ),
     ]
     failed: list[str] = []
     seconds: dict[str, float] = {}

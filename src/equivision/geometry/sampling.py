@@ -74,7 +74,11 @@ def farthest_point_sampling(
 
 
 def sample_surface_poisson_disk(
-    mesh: Mesh, n: int, *, oversample: int = 4, seed: int | None = 0,
+    mesh: Mesh,
+    n: int,
+    *,
+    oversample: int = 4,
+    seed: int | None = 0,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``n`` well-spread surface points (blue noise): ``oversample × n`` uniform samples

@@ -63,7 +63,10 @@ class Group(ABC):
     # ----- structure ---------------------------------------------------------------------
     @abstractmethod
     def identity(
-        self, batch_shape: tuple[int, ...] = (), *, dtype: torch.dtype | None = None,
+        self,
+        batch_shape: tuple[int, ...] = (),
+        *,
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> Tensor:
         """The identity element, repeated over ``batch_shape``."""
@@ -82,15 +85,23 @@ class Group(ABC):
 
     @abstractmethod
     def random(
-        self, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
-        dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
         """``n`` random elements ``(n, *element_shape)``, reproducible with ``seed``."""
 
     def allclose(self, g: Tensor, h: Tensor, atol: float = 1e-5) -> bool:
         """Whether ``g`` and ``h`` are the same elements (up to ``atol``, angles mod 2π)."""
-        return bool(torch.allclose(self.matrix(g, dtype=torch.float64),
-                                   self.matrix(h, dtype=torch.float64), atol=atol, rtol=0))
+        return bool(
+            torch.allclose(
+                self.matrix(g, dtype=torch.float64), self.matrix(h, dtype=torch.float64), atol=atol, rtol=0
+            )
+        )
 
     def elements(self, *, device: torch.device | str | None = None) -> Tensor:
         """All elements of a finite group ``(|G|, *element_shape)``."""

@@ -313,9 +313,7 @@ class ScaleTranslation2D(Group):
     def random(self, n, *, seed=None, generator=None, dtype=None, device=None) -> Tensor:
         gen = make_generator(seed, generator)
         t = torch.randn(n, 2, generator=gen, dtype=torch.float64) * self.translation_scale
-        log_s = (torch.rand(n, 1, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(
-            self.max_scale
-        )
+        log_s = (torch.rand(n, 1, generator=gen, dtype=torch.float64) * 2 - 1) * math.log(self.max_scale)
         return torch.cat([t, log_s.exp()], -1).to(dtype=_float_dtype(dtype), device=device)
 
 

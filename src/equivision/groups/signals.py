@@ -75,8 +75,7 @@ def transform_image(image: Tensor, matrix: Tensor, *, mode: str = "bilinear") ->
         ci, ri = col.round().long(), row.round().long()
         inside = (ci >= 0) & (ci < w) & (ri >= 0) & (ri < h)
         idx = (ri.clamp(0, h - 1) * w + ci.clamp(0, w - 1)).reshape(nb, 1, h * w)
-        out = torch.gather(flat.reshape(nb, flat.shape[1], h * w), 2,
-                           idx.expand(nb, flat.shape[1], h * w))
+        out = torch.gather(flat.reshape(nb, flat.shape[1], h * w), 2, idx.expand(nb, flat.shape[1], h * w))
         out = out * inside.reshape(nb, 1, h * w).to(out.dtype)
         return out.reshape(*lead, h, w)
     # grid_sample's normalised coordinates with align_corners=False

@@ -202,8 +202,7 @@ class SO3(Group):
         big_r = torch.sqrt(1.0 - s / n)
         a = 2 * math.pi * s / _SF_PHI
         b = 2 * math.pi * s / _SF_PSI
-        q = torch.stack([r * torch.sin(a), r * torch.cos(a), big_r * torch.sin(b),
-                         big_r * torch.cos(b)], -1)
+        q = torch.stack([r * torch.sin(a), r * torch.cos(a), big_r * torch.sin(b), big_r * torch.cos(b)], -1)
         return roma.unitquat_to_rotmat(q).to(dtype=_float_dtype(dtype), device=device)
 
 

@@ -32,13 +32,16 @@ class Mesh(NamedTuple):
     def to_trimesh(self):  # -> trimesh.Trimesh (imported lazily: trimesh is slow to import)
         import trimesh
 
-        return trimesh.Trimesh(self.vertices.detach().cpu().double().numpy(),
-                               self.faces.detach().cpu().numpy(), process=False)
+        return trimesh.Trimesh(
+            self.vertices.detach().cpu().double().numpy(), self.faces.detach().cpu().numpy(), process=False
+        )
 
     @staticmethod
     def from_trimesh(tm, dtype: torch.dtype = torch.float32) -> Mesh:
-        return Mesh(torch.as_tensor(np.asarray(tm.vertices), dtype=dtype),
-                    torch.as_tensor(np.asarray(tm.faces), dtype=torch.long))
+        return Mesh(
+            torch.as_tensor(np.asarray(tm.vertices), dtype=dtype),
+            torch.as_tensor(np.asarray(tm.faces), dtype=torch.long),
+        )
 
 
 def validate_mesh(mesh: Mesh, name: str = "mesh") -> Mesh:
@@ -85,9 +88,15 @@ def load_mesh(path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float3
 
     p = _check_readable(path, MESH_FORMATS, "mesh")
     try:
-        tm = trimesh.load(p, force="mesh", process=False)
+        tm = trimesh.load(p, process=False)
+        if isinstance(tm, trimesh.Scene):  # multi-part files (GLB, OBJ groups): one mesh
+            tm = trimesh.load(p, force="mesh", process=False)
     except Exception as e:  # trimesh raises many unrelated types on bad input
         raise CorruptFileError(f"cannot parse {p} as a mesh: {type(e).__name__}: {e}") from e
+    if isinstance(tm, trimesh.PointCloud):
+        if len(tm.vertices) == 0:
+            raise DegenerateGeometryError(f"{p} holds an empty mesh (no vertices)")
+        raise DegenerateGeometryError(f"{p} has no faces; read it with load_point_cloud instead")
     if not isinstance(tm, trimesh.Trimesh):
         raise CorruptFileError(f"{p} holds no triangle mesh")
     if len(tm.vertices) == 0:

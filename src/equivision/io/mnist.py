@@ -34,8 +34,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     dt = np.dtype(_IDX_DTYPES[raw[2]])
     need = int(np.prod(shape)) * dt.itemsize
     if len(raw) - header != need:
-        raise CorruptFileError(f"{p}: expected {need} data bytes for shape {shape}, "
-                               f"found {len(raw) - header}")
+        raise CorruptFileError(
+            f"{p}: expected {need} data bytes for shape {shape}, found {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=dt, offset=header).reshape(shape).astype(dt.newbyteorder("="))
 
 

@@ -28,9 +28,22 @@ from equivision.io.meshes import _check_readable
 CLOUD_FORMATS = (".ply", ".xyz", ".npy")
 
 _PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
 }
 
 
@@ -96,8 +109,9 @@ def _read_ply(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 dt = np.dtype([(pr[0], order + _PLY_TYPES[pr[2]]) for pr in props])
                 buf = f.read(dt.itemsize * n)
                 if len(buf) < dt.itemsize * n:
-                    raise CorruptFileError(f"{p}: PLY file is truncated ({len(buf)} of "
-                                           f"{dt.itemsize * n} vertex bytes)")
+                    raise CorruptFileError(
+                        f"{p}: PLY file is truncated ({len(buf)} of {dt.itemsize * n} vertex bytes)"
+                    )
                 data = np.frombuffer(buf, dtype=dt, count=n)
                 cols = {name: data[name].astype(np.float64) for name in dt.names}
             else:
@@ -124,6 +138,8 @@ def load_point_cloud(
     if suffix == ".ply":
         pts, nrm = _read_ply(p)
     elif suffix == ".xyz":
+        if not p.read_text(errors="replace").strip():
+            raise DegenerateGeometryError(f"{p} holds no points")
         try:
             arr = np.loadtxt(p, dtype=np.float64, ndmin=2, comments="#")
         except ValueError as e:
@@ -146,15 +162,20 @@ def load_point_cloud(
     if len(pts) == 0:
         raise DegenerateGeometryError(f"{p} holds no points")
     if not np.isfinite(pts).all():
-        raise InvalidInputError(f"{p} has {int((~np.isfinite(pts)).any(1).sum())} points with "
-                                "NaN or infinite coordinates; clean the file first")
+        raise InvalidInputError(
+            f"{p} has {int((~np.isfinite(pts)).any(1).sum())} points with "
+            "NaN or infinite coordinates; clean the file first"
+        )
     pts_t = torch.as_tensor(np.ascontiguousarray(pts), dtype=dtype)
     nrm_t = torch.as_tensor(np.ascontiguousarray(nrm), dtype=dtype) if nrm is not None else None
     return pts_t, nrm_t
 
 
 def save_point_cloud(
-    points: Tensor, path: str | os.PathLike[str], *, normals: Tensor | None = None,
+    points: Tensor,
+    path: str | os.PathLike[str],
+    *,
+    normals: Tensor | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``points (N, 3)`` (and ``normals (N, 3)``) atomically as PLY (binary), XYZ or NPY."""
