@@ -17,7 +17,9 @@ def train_cmd(
     task: str = typer.Argument(..., help="Task name (equivision train --list shows them)."),
     config: Path | None = typer.Option(None, "--config", "-c",
                                        help="JSON run config (sections 'train' and 'task')."),
-    run: Path | None = typer.Option(None, "--run", help="Run folder (default runs/<task>)."),
+    run: Path | None = typer.Option(None, "--run", "--run-dir",
+                                    help="Run folder (default runs/<task>); under torchrun "
+                                    "spell it --run-dir (torchrun takes --run for --run-path)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last "
                                 "checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
@@ -45,7 +47,8 @@ def train_cmd(
 @app.command("eval")
 def eval_cmd(
     task: str = typer.Argument(..., help="Task name."),
-    run: Path = typer.Option(..., "--run", help="Run folder written by equivision train."),
+    run: Path = typer.Option(..., "--run", "--run-dir",
+                             help="Run folder written by equivision train."),
     checkpoint: str = typer.Option("best", "--checkpoint",
                                    help="best, latest or a step number."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),

@@ -224,7 +224,8 @@ def export_pretrained(run_dir: str | os.PathLike[str], name: str,
     save_tensors(tensors, weights)
     meta = {"format": PRETRAINED_FORMAT, "model": info.meta["model"],
             "sha256": file_sha256(weights), "task": info.meta.get("task"),
-            "step": info.step, "metrics": info.meta.get("metrics", {}), "note": note}
+            "step": info.step, "metrics": info.meta.get("metrics", {}), "note": note,
+            "config": info.meta.get("config")}
     with atomic_path(out / f"{name}.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return weights

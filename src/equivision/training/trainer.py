@@ -359,6 +359,10 @@ class _Run:
             raise CheckpointError(f"checkpoint {info.path} holds model "
                                   f"{meta.get('model', {}).get('name')!r}, not "
                                   f"{self.task.model_name!r}")
+        diff = diff_dicts(meta.get("model", {}).get("config"), to_dict(self.cfg.task.model))
+        if diff:
+            raise CheckpointError(f"checkpoint {info.path} was written for another "
+                                  f"{self.task.model_name} config (differs in {', '.join(diff)})")
         from equivision.models.weights import load_into
 
         load_into(self.model, ckpt.load_checkpoint_tensors(info, "model"), str(info.path))
@@ -388,7 +392,7 @@ class _Run:
         if not self.info.is_main:
             return
         opt_tensors, opt_json = ckpt.flatten_state(self.optimizer.state_dict())
-        sched = {k: v for k, v in self.scheduler.state_dict().items() if k != "lr_lambdas"}
+        sched = self.scheduler.state_dict()  # lr_lambdas: [None] (a plain function)
         meta = {
             "task": self.task.name, "config": self.cfg.to_dict(),
             "model": {"name": self.task.model_name, "config": to_dict(self.cfg.task.model)},

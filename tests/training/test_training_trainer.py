@@ -1,0 +1,142 @@
+"""The trainer in-process: learning, determinism, resume, schedules, run-folder rules."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from training_helpers import curve, deterministic_rows, final_weights, toy_config
+
+from equivision.errors import CheckpointError, ConfigError, OutputExistsError
+from equivision.training import TrainConfig, TrainingError, evaluate_run, train
+from equivision.training.checkpoint import checkpoint_steps, checkpoints_dir, read_best
+from equivision.training.trainer import lr_factor
+
+
+def test_toy_learns_and_writes_its_run_folder(tmp_path, quiet_console) -> None:
+    run = tmp_path / "run"
+    r = train("toy", toy_config(steps=120, eval_every=40, checkpoint_every=40, keep_last=1,
+                                lr=0.05), run, console=quiet_console)
+    assert r.step == 120
+    losses = [v for _, v in curve(run, "train", "loss")]
+    assert len(losses) == 120 // 5
+    assert sum(losses[-4:]) / 4 < 0.25 * sum(losses[:4]) / 4  # it learns
+    evals = curve(run, "eval", "mse")
+    assert [s for s, _ in evals] == [40, 80, 120]
+    assert r.eval_metrics["mse"] == evals[-1][1]
+    # keep_last=1 plus the best (the last eval here is also the best, so one folder)
+    best = read_best(run)
+    assert best is not None and best["step"] == min(evals, key=lambda e: e[1])[0]
+    assert set(checkpoint_steps(run)) == {120, best["step"]}
+    assert (run / "config.json").is_file()
+    step, metrics = evaluate_run("toy", run, checkpoint="latest")
+    assert step == 120 and metrics["mse"] == pytest.approx(r.eval_metrics["mse"], rel=1e-6)
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path, quiet_console) -> None:
+    cfg = toy_config(steps=20, eval_every=0, checkpoint_every=0)
+    train("toy", cfg, tmp_path / "a", console=quiet_console)
+    train("toy", cfg, tmp_path / "b", console=quiet_console)
+    assert deterministic_rows(tmp_path / "a") == deterministic_rows(tmp_path / "b")
+    cfg["train"]["seed"] = 1
+    train("toy", cfg, tmp_path / "c", console=quiet_console)
+    wa, wc = final_weights(tmp_path / "a"), final_weights(tmp_path / "c")
+    assert not torch.equal(wa["net.0.weight"], wc["net.0.weight"])
+
+
+@pytest.mark.parametrize("train_cfg", [
+    {"optimizer": "adam", "schedule": "cosine", "warmup_steps": 5},
+    {"optimizer": "sgd", "schedule": "step", "step_size": 7, "grad_clip": 0.5, "lr": 0.05},
+])
+def test_resume_from_an_earlier_checkpoint_matches_uninterrupted(tmp_path, quiet_console,
+                                                                 train_cfg) -> None:
+    # 256 samples / 32 = 8 batches per epoch: step 20 resumes in the middle of epoch 2
+    cfg = toy_config(steps=50, checkpoint_every=10, eval_every=25, log_every=1, **train_cfg)
+    full = tmp_path / "full"
+    train("toy", cfg, full, console=quiet_console)
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    for s in checkpoint_steps(part):
+        if s > 20:
+            shutil.rmtree(checkpoints_dir(part) / f"step-{s:08d}")
+    r = train("toy", None, part, resume=True, console=quiet_console)
+    assert r.step == 50
+    a, b = final_weights(full), final_weights(part)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6)
+    _assert_rows_close(deterministic_rows(part), deterministic_rows(full))
+    # resuming a finished run changes nothing
+    again = train("toy", None, part, resume=True, console=quiet_console)
+    assert again.step == 50 and again.eval_metrics == r.eval_metrics
+
+
+def _assert_rows_close(a: list, b: list) -> None:
+    assert [r[:3] for r in a] == [r[:3] for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert abs(x[3] - y[3]) <= 1e-6 * max(1.0, abs(y[3])), (x, y)
+
+
+@pytest.mark.parametrize(("schedule", "oracle"), [
+    ("cosine", lambda opt, n: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n,
+                                                                         eta_min=0.1)),
+    ("linear", lambda opt, n: torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.1, total_iters=n)),
+    ("step", lambda opt, n: torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)),
+])
+def test_lr_schedules_match_torch_schedulers(schedule: str, oracle) -> None:
+    n = 20
+    tc = TrainConfig(steps=n, lr=1.0, schedule=schedule, min_lr_factor=0.1, step_size=4,
+                     step_gamma=0.5)
+    f = lr_factor(tc)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = oracle(opt, n)
+    for step in range(n):
+        assert f(step) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12), step
+        opt.step()
+        sched.step()
+
+
+def test_warmup_is_linear_from_one_over_w() -> None:
+    f = lr_factor(TrainConfig(steps=100, warmup_steps=4, schedule="constant"))
+    assert [f(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_run_folder_rules(tmp_path, quiet_console) -> None:
+    run = tmp_path / "run"
+    cfg = toy_config(steps=5, eval_every=0, checkpoint_every=0)
+    train("toy", cfg, run, console=quiet_console)
+    before = (run / "metrics.csv").read_bytes()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train("toy", cfg, run, console=quiet_console)
+    assert (run / "metrics.csv").read_bytes() == before  # untouched
+    cfg["train"]["seed"] = 3
+    with pytest.raises(ConfigError, match=r"differs .* in train.seed"):
+        train("toy", cfg, run, resume=True, console=quiet_console)
+    train("toy", cfg, run, overwrite=True, console=quiet_console)
+    assert (run / "metrics.csv").read_bytes() != before
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="refusing to delete"):
+        train("toy", cfg, other, overwrite=True, console=quiet_console)
+    assert (other / "precious.txt").read_text() == "keep me"
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        train("toy", None, other, resume=True, console=quiet_console)
+
+
+def test_bad_settings(tmp_path, quiet_console) -> None:
+    with pytest.raises(ConfigError, match=r"fewer than train\.batch_size"):
+        train("toy", {"train": {"batch_size": 64}, "task": {"n_train": 10}}, tmp_path / "a",
+              console=quiet_console)
+    with pytest.raises(ConfigError, match="unknown task"):
+        train("nope", None, tmp_path / "b", console=quiet_console)
+    with pytest.raises(ConfigError, match="best metric 'acc'"):
+        train("toy", toy_config(steps=2, best_metric="acc"), tmp_path / "c",
+              console=quiet_console)
+    with pytest.raises(TrainingError, match="loss became"):
+        train("toy", toy_config(steps=30, lr=1e6, optimizer="sgd", momentum=0.0),
+              tmp_path / "d", console=quiet_console)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            train("toy", toy_config(steps=2), tmp_path / "e", device="cuda",
+                  console=quiet_console)
