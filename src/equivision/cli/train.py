@@ -61,7 +61,8 @@ def eval_cmd(
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
-    t = Table(title=title)
+    console.print(title, highlight=False, soft_wrap=True)
+    t = Table()
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in metrics.items():

@@ -33,7 +33,13 @@ from rich.console import Console
 from torch.utils.data import DataLoader, DistributedSampler
 
 from equivision import __version__
-from equivision.errors import CheckpointError, ConfigError, EquivisionError, OutputExistsError
+from equivision.errors import (
+    CheckpointError,
+    ConfigError,
+    EquivisionError,
+    InvalidInputError,
+    OutputExistsError,
+)
 from equivision.io import atomic_path
 from equivision.training import checkpoint as ckpt
 from equivision.training import distributed as dist
@@ -223,9 +229,13 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def _prepare_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
-    if overwrite and run_dir.is_dir():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if overwrite and run_dir.is_dir():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInputError(f"cannot create the run folder {run_dir}: {e.strerror or e}; "
+                                "choose another --run") from e
     data = {**cfg.to_dict(), "equivision_version": __version__}
     ckpt.write_json(run_dir / "config.json", data)
 
