@@ -140,3 +140,16 @@ def test_bad_settings(tmp_path, quiet_console) -> None:
         with pytest.raises(ConfigError, match="no CUDA device"):
             train("toy", toy_config(steps=2), tmp_path / "e", device="cuda",
                   console=quiet_console)
+
+
+def test_progress_bar_on_a_terminal(tmp_path) -> None:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    train("toy", toy_config(steps=10, eval_every=0, checkpoint_every=0), tmp_path / "r",
+          console=console)
+    text = buf.getvalue()
+    assert "10/10" in text and "samples/s" in text and "loss 0." in text

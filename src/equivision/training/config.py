@@ -74,8 +74,9 @@ class TrainConfig:
     from the index (or num_workers = 0)."""
     eval_batch_size: int = 0
     """0 = batch_size."""
-    dist_timeout_s: float = 300.0
-    """How long a collective waits for the other processes before failing (torchrun)."""
+    dist_timeout_s: float = 1800.0
+    """How long a collective waits for the other processes before failing (torchrun); the
+    other ranks wait while rank 0 evaluates, so keep it above one evaluation's duration."""
 
     def __post_init__(self) -> None:
         _check_train(self)

@@ -49,7 +49,10 @@ Rules of the contract:
   any randomness must come from the config's seeds (or from the index), never from the
   global RNG at construction time, so that every torchrun process builds the same data.
 * ``loss(model, batch)`` returns ``(scalar loss, {name: scalar})``; it must be a *mean* over
-  the batch so that N processes with batch B/N give the gradient of one process with B.
+  the batch so that N processes with batch B/N give the gradient of one process with B, and
+  it must call ``model(...)`` itself (under torchrun ``model`` is the
+  DistributedDataParallel wrapper, whose forward synchronises the gradients; calling
+  ``model.module.encoder(x)`` would bypass it).
 * ``evaluate(model, loader, device)`` returns eval metrics; the default averages the
   metrics (and the loss) of ``loss`` over the eval set, weighted by batch size.
 * ``collate`` (optional) is the DataLoader's ``collate_fn``.
@@ -84,6 +87,8 @@ class Task:
     best_metric: ClassVar[str] = "loss"
     best_mode: ClassVar[str] = "min"
     collate: ClassVar[Callable[[list[Any]], Batch] | None] = None
+    find_unused_parameters: ClassVar[bool] = False
+    """Passed to DistributedDataParallel: True when some parameters get no gradient."""
 
     def build_model(self, cfg: Any) -> torch.nn.Module:
         from equivision.models import build_model

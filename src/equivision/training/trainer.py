@@ -310,6 +310,7 @@ class _Run:
                  start: ckpt.CheckpointInfo | None, overwrite: bool) -> None:
         self.task, self.cfg, self.tc = task, cfg, cfg.train
         self.run_dir, self.info, self.device, self.console = run_dir, info, device, console
+        self.show_bar = info.is_main and (console.is_terminal if progress is None else progress)
         tc = self.tc
         self.best_metric = tc.best_metric or task.best_metric
         self.best_mode = tc.best_mode or task.best_mode
@@ -352,7 +353,8 @@ class _Run:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp = DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                self.model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=task.find_unused_parameters)
         self.optimizer = make_optimizer(self.model.parameters(), tc)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(tc))
         self.step = 0
@@ -471,8 +473,7 @@ class _Run:
             if info.is_main:
                 self.console.print(f"{self.run_dir}: already trained to step {self.step}")
             return self._result()
-        bar = _Progress(self.console, tc.steps, self.step,
-                        enabled=info.is_main and self.console.is_terminal)
+        bar = _Progress(self.console, tc.steps, self.step, enabled=self.show_bar)
         sums: torch.Tensor | None = None
         names: list[str] = []
         window, t0 = 0, time.perf_counter()
@@ -518,6 +519,7 @@ class _Run:
                                    window * tc.batch_size / dt)
                         sums, window, t0 = None, 0, time.perf_counter()
                     better = False
+                    paused = time.perf_counter()  # eval and checkpoints are not throughput
                     if done or (tc.eval_every and self.step % tc.eval_every == 0):
                         better = self._evaluate()
                         if info.is_main and not bar.enabled:
@@ -526,6 +528,7 @@ class _Run:
                     if done or better or (tc.checkpoint_every
                                           and self.step % tc.checkpoint_every == 0):
                         self._save(mark_best=better)
+                    t0 += time.perf_counter() - paused
                     if done:
                         break
         self.log.close()
