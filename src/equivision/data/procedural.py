@@ -176,9 +176,11 @@ class ProceduralShape:
         return self.family in EXACT_SDF
 
     def sdf(self, points: Tensor) -> Tensor:
-        """Signed distance (negative inside) at ``points (N, 3)`` → ``(N,)``, same dtype."""
+        """Signed distance (negative inside) at ``points (..., 3)`` → ``(...,)``, same dtype;
+        differentiable with respect to ``points``."""
         check_points(points, "points", 3)
-        p = points.detach().double().cpu().reshape(-1, 3) * self.scale + self.center
+        # differentiable: autograd through the SDF gives the exact surface normal direction
+        p = points.double().cpu().reshape(-1, 3) * self.scale + self.center
         d = self._raw_sdf(p) / self.scale
         return d.reshape(points.shape[:-1]).to(points.dtype).to(points.device)
 

@@ -1,0 +1,251 @@
+"""Mesh extraction from an unsigned distance field given with its direction.
+
+The field is a function ``displacement(q (Q, 3)) -> (Q, 3)``: the vector from each query to
+its nearest surface point (PEIF's and NVF's output). Its norm is the unsigned distance (UDF)
+and its direction the way to the surface. There is no inside or outside, so ordinary marching
+cubes cannot run; instead (our own formulation of the pseudo-sign idea of MeshUDF/GeoUDF):
+
+1. **Where.** Only grid nodes within a band around the input points are queried, and only
+   cubes whose 8 corners were all queried are processed (the field is never evaluated far from
+   the data).
+2. **Which edges cross the surface.** An edge ``(a, b)`` is crossed when the displacements at
+   its ends point in opposite directions (``⟨Δa, Δb⟩ < 0``: the ends lie on opposite sides)
+   and ``|Δa| + |Δb| ≤ crossing_slack · |b − a|`` (a surface between them; near a medial axis,
+   where directions also flip, the sum is much larger than the edge and nothing is made).
+   The test is per edge, so every cube and tetrahedron that shares an edge agrees on it.
+3. **Triangles.** Each cube is split into six tetrahedra around its main diagonal (Kuhn's
+   decomposition, consistent across neighbouring cubes). A tetrahedron's crossed edges are
+   matched to the nearest of its 8 inside/outside labellings (ties: the one with fewer
+   crossings), giving no triangle, one triangle or a quad (two triangles) from a 16-entry
+   table built here.
+4. **Where on the edge.** A vertex sits at ``t = |Δa| / (|Δa| + |Δb|)``, exact for planes.
+   With ``project=True`` each vertex is then moved by the field's own displacement onto the
+   surface, and faces whose vertices remain farther than ``face_max_udf`` (default voxel/3,
+   as NVF filters) are removed: no spurious faces where the field is unsure.
+
+Output vertices are shared between faces (one per crossed grid edge); faces of open surfaces
+stay open. Orientation is consistent within each tetrahedron but not globally (an unsigned
+field has none); use ``trimesh.repair.fix_normals`` for closed results if needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from equivision._validation import check_points
+from equivision.errors import DegenerateGeometryError, InvalidInputError
+from equivision.io.meshes import Mesh
+
+DisplacementFn = Callable[[Tensor], Tensor]
+
+# Kuhn decomposition: corner c = x + 2y + 4z; each tetrahedron is a monotone path 0 → 7.
+_AXIS_BIT = (1, 2, 4)
+_TETS = np.array(
+    [[0, _AXIS_BIT[p[0]], _AXIS_BIT[p[0]] + _AXIS_BIT[p[1]], 7] for p in itertools.permutations(range(3))]
+)
+_TET_EDGES = np.array([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
+
+
+def _build_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For each of the 64 crossed-edge patterns: the chosen labelling's triangles (as pairs of
+    tet-edge indices, up to 2 triangles × 3 edges, −1 padded) and their count."""
+    labelings = [np.array([(m >> i) & 1 for i in range(4)]) for m in range(8)]  # vertex 3 fixed 0
+    cut_edges = [np.array([lab[a] != lab[b] for a, b in _TET_EDGES]) for lab in labelings]
+    tris = -np.ones((64, 2, 3), dtype=np.int64)
+    counts = np.zeros(64, dtype=np.int64)
+    edge_index = {tuple(sorted(e)): i for i, e in enumerate(_TET_EDGES.tolist())}
+    for pattern in range(64):
+        bits = np.array([(pattern >> i) & 1 for i in range(6)], dtype=bool)
+        best = min(range(8), key=lambda k: (int((cut_edges[k] != bits).sum()), int(cut_edges[k].sum())))
+        lab = labelings[best]
+        inside = [v for v in range(4) if lab[v] == 1]
+        outside = [v for v in range(4) if lab[v] == 0]
+        if len(inside) in (0, 4):
+            continue
+        if len(inside) in (1, 3):
+            lone, others = (inside[0], outside) if len(inside) == 1 else (outside[0], inside)
+            tris[pattern, 0] = [edge_index[tuple(sorted((lone, o)))] for o in others]
+            counts[pattern] = 1
+        else:
+            a, b = inside
+            c, d = outside
+            quad = [edge_index[tuple(sorted(e))] for e in ((a, c), (a, d), (b, d), (b, c))]
+            tris[pattern, 0] = [quad[0], quad[1], quad[2]]
+            tris[pattern, 1] = [quad[0], quad[2], quad[3]]
+            counts[pattern] = 2
+    return tris, counts
+
+
+_PATTERN_TRIS, _PATTERN_COUNTS = _build_tables()
+
+
+@dataclass(frozen=True)
+class ExtractionStats:
+    """What an extraction did (for progress reports and benchmarks)."""
+
+    queried_nodes: int
+    active_cubes: int
+    faces_before_filter: int
+    faces: int
+    voxel: float
+
+
+def _active_nodes(points: Tensor, lo: float, voxel: float, res: int, band: float) -> np.ndarray:
+    """Flat ids of grid nodes within ``band`` of some input point."""
+    from scipy.spatial import cKDTree
+
+    p = points.detach().cpu().double().numpy()
+    k = int(np.ceil(band / voxel))
+    base = np.floor((p - lo) / voxel).astype(np.int64)
+    offs = np.stack(np.meshgrid(*[np.arange(-k, k + 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    base = np.unique(base, axis=0)  # many points share a voxel
+    parts = []
+    chunk = max(1, 4_000_000 // len(offs))
+    for s in range(0, len(base), chunk):
+        cand = (base[s : s + chunk, None, :] + offs[None]).reshape(-1, 3)
+        cand = cand[((cand >= 0) & (cand < res)).all(1)]
+        parts.append(np.unique(cand[:, 0] * res * res + cand[:, 1] * res + cand[:, 2]))
+    flat = np.unique(np.concatenate(parts))
+    ijk = np.stack([flat // (res * res), (flat // res) % res, flat % res], 1)
+    dist, _ = cKDTree(p).query(lo + ijk * voxel, k=1, workers=-1)
+    return np.sort(flat[dist <= band])
+
+
+def _default_band(points: Tensor, voxel: float) -> float:
+    """2.5 voxels, widened where the cloud is sparse (2 × the 90th percentile of the
+    nearest-neighbour spacing), so that gaps between samples leave no holes."""
+    from scipy.spatial import cKDTree
+
+    p = points.detach().cpu().double().numpy()
+    if len(p) < 2:
+        return 2.5 * voxel
+    d, _ = cKDTree(p).query(p, k=2, workers=-1)
+    return max(2.5 * voxel, 2.0 * float(np.quantile(d[:, 1], 0.9)))
+
+
+def extract_mesh_udf(
+    displacement: DisplacementFn,
+    points: Tensor,
+    *,
+    resolution: int = 128,
+    bounds: tuple[float, float] = (-0.55, 0.55),
+    band: float | None = None,
+    crossing_slack: float = 1.1,
+    project: bool = True,
+    face_max_udf: float | None = None,
+    batch_size: int = 65536,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Mesh, ExtractionStats]:
+    """Extract a triangle mesh from the displacement field near ``points (N, 3)``.
+
+    Args:
+        displacement: ``(Q, 3) -> (Q, 3)``, vector from each query to the nearest surface point.
+        points: the input cloud; only nodes within ``band`` of it are queried.
+        resolution: grid nodes per axis over ``bounds`` (a cube), e.g. 128 or 256.
+        band: query radius around the points (default: 2.5 voxels, more for sparse clouds).
+        crossing_slack: an edge is crossed only if ``|Δa| + |Δb| ≤ slack · edge length``.
+        project: move vertices onto the surface with one more field query, then drop faces
+            with a vertex farther than ``face_max_udf`` (default voxel/3).
+        batch_size: queries per call of ``displacement``.
+        progress: optional ``callback(done, total)`` over the field queries.
+
+    Returns:
+        ``(mesh, stats)``; the mesh may be empty only if nothing crosses (raises then).
+    """
+    check_points(points, "points", 3)
+    if points.ndim != 2:
+        raise InvalidInputError(f"points must be (N, 3), got {tuple(points.shape)}")
+    if resolution < 4:
+        raise InvalidInputError(f"resolution must be >= 4, got {resolution}")
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not hi > lo:
+        raise InvalidInputError(f"bounds must be (low, high) with low < high, got {bounds}")
+    voxel = (hi - lo) / (resolution - 1)
+    if band is None:
+        band = _default_band(points, voxel)
+    face_max = voxel / 3 if face_max_udf is None else float(face_max_udf)
+    res = resolution
+    nodes = _active_nodes(points, lo, voxel, res, band)
+    if len(nodes) == 0:
+        raise DegenerateGeometryError(f"no input point lies inside the bounds {bounds}")
+    ijk = np.stack([nodes // (res * res), (nodes // res) % res, nodes % res], 1)
+    xyz = torch.as_tensor(lo + ijk * voxel, dtype=torch.float64)
+
+    def query(q: Tensor) -> Tensor:
+        out = []
+        for s in range(0, len(q), batch_size):
+            d = displacement(q[s : s + batch_size].to(points.dtype).to(points.device))
+            if d.shape != (min(batch_size, len(q) - s), 3):
+                raise InvalidInputError(f"displacement returned {tuple(d.shape)}, expected (Q, 3)")
+            out.append(d.detach().double().cpu())
+            if progress is not None:
+                progress(min(s + batch_size, len(q)), len(q))
+        return torch.cat(out) if out else torch.zeros(0, 3, dtype=torch.float64)
+
+    disp = query(xyz)
+    if not bool(torch.isfinite(disp).all()):
+        raise InvalidInputError("the displacement field returned NaN or infinite values")
+    udf = disp.norm(dim=-1)
+
+    # cubes whose 8 corners are all active; corner c = x + 2y + 4z
+    corner_off = np.array([(c & 1) * res * res + ((c >> 1) & 1) * res + ((c >> 2) & 1) for c in range(8)])
+    inner = (ijk < res - 1).all(1)
+    cand = nodes[inner]
+    corners_flat = cand[:, None] + corner_off[None]
+    pos = np.searchsorted(nodes, corners_flat).clip(0, len(nodes) - 1)  # nodes are sorted
+    pos = np.where(nodes[pos] == corners_flat, pos, -1)
+    full = (pos >= 0).all(1)
+    cubes = torch.as_tensor(pos[full])  # (C, 8) indices into the active nodes
+    # quick reject: a cube far from the surface cannot contain a crossing
+    cubes = cubes[udf[cubes].amin(1) <= np.sqrt(3) * voxel * crossing_slack]
+    tets = cubes[:, torch.as_tensor(_TETS)].reshape(-1, 4)  # (T, 4)
+    ea = tets[:, torch.as_tensor(_TET_EDGES[:, 0])]  # (T, 6)
+    eb = tets[:, torch.as_tensor(_TET_EDGES[:, 1])]
+    length = (xyz[ea] - xyz[eb]).norm(dim=-1)
+    opposite = (disp[ea] * disp[eb]).sum(-1) < 0
+    near = udf[ea] + udf[eb] <= crossing_slack * length
+    crossed = opposite & near
+    pattern = (crossed.long() * (2 ** torch.arange(6))).sum(1)
+    n_tri = torch.as_tensor(_PATTERN_COUNTS)[pattern]
+    keep = n_tri > 0
+    tets_ea, tets_eb, pattern, n_tri = ea[keep], eb[keep], pattern[keep], n_tri[keep]
+    tri_edges = torch.as_tensor(_PATTERN_TRIS)[pattern]  # (T', 2, 3) tet-edge ids
+    second = n_tri == 2
+    tri_edges = torch.cat([tri_edges[:, 0], tri_edges[second, 1]], 0)
+    ta = torch.cat([tets_ea, tets_ea[second]], 0).gather(1, tri_edges)  # (F, 3) node a of each edge
+    tb = torch.cat([tets_eb, tets_eb[second]], 0).gather(1, tri_edges)
+    if len(ta) == 0:
+        raise DegenerateGeometryError(
+            "no surface crossing found: the field never changes direction between neighbouring "
+            "grid nodes near the points (too coarse a resolution, or not a distance field)"
+        )
+    # one vertex per grid edge (unordered node pair), shared by every face using that edge
+    lo_n, hi_n = torch.minimum(ta, tb), torch.maximum(ta, tb)
+    keys = lo_n * len(nodes) + hi_n
+    uniq, inverse = torch.unique(keys.reshape(-1), return_inverse=True)
+    va, vb = uniq // len(nodes), uniq % len(nodes)
+    t = (udf[va] / (udf[va] + udf[vb]).clamp_min(1e-300)).clamp(0, 1)
+    verts = xyz[va] + t[:, None] * (xyz[vb] - xyz[va])
+    faces = inverse.reshape(-1, 3)
+    faces_before = len(faces)
+    if project:
+        d_v = query(verts)
+        verts = verts + d_v
+        bad_v = query(verts).norm(dim=-1) > face_max
+        faces = faces[~bad_v[faces].any(1)]
+    # drop degenerate faces and unreferenced vertices
+    tri = verts[faces]
+    area2 = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).norm(dim=-1)
+    faces = faces[area2 > 1e-14]
+    used, remap = torch.unique(faces.reshape(-1), return_inverse=True)
+    mesh = Mesh(verts[used].to(points.dtype), remap.reshape(-1, 3))
+    if len(mesh.faces) == 0:
+        raise DegenerateGeometryError("every extracted face was farther than face_max_udf from the surface")
+    stats = ExtractionStats(len(nodes), len(cubes), faces_before, len(mesh.faces), voxel)
+    return mesh, stats
