@@ -1,0 +1,125 @@
+"""Rotated and rescaled MNIST: the G-CNN experiment's data, fully determined by seeds.
+
+The 10,000 real MNIST test digits of ``../shared/data/mnist`` (or, where that folder is
+absent, 10,000 digits drawn from a font: :func:`equivision.data.digits.mnist_or_drawn`)
+are split once, by ``split_seed``, into 8,000 training and 2,000 test digits. Then:
+
+* protocol ``"A"`` (rotated MNIST): train and test digits each rotated by an angle drawn
+  uniformly in [0, 2π) (bilinear; one fixed angle per digit, from ``transform_seed``);
+* protocol ``"B"``: train upright, test rotated as in A;
+* protocol ``"scale"``: train and test digits each shrunk about the centre by a factor
+  drawn uniformly in [0.3, 1].
+
+Every test set also comes as the upright digits and as the digits rotated by a random
+multiple of 90° (an exact pixel permutation): :class:`RotMNISTSplit`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from equivision.errors import InvalidInputError
+from equivision.groups import transform_image
+
+PROTOCOLS = ("A", "B", "scale")
+N_TRAIN, N_TEST = 8000, 2000
+SCALE_RANGE = (0.3, 1.0)
+
+
+@dataclass(frozen=True)
+class RotMNISTSplit:
+    """One protocol's tensors; images ``(N, 1, 28, 28)`` float32 in [0, 1], labels ``(N,)``."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    """The protocol's test set (rotated for A and B, rescaled for "scale")."""
+    test_upright: Tensor
+    test_rot90: Tensor
+    """The upright test digits rotated by a random multiple of 90° each."""
+    test_labels: Tensor
+    source: str
+    """"mnist" (the real digits) or "drawn" (the font fallback)."""
+
+
+def rotate_images(images: Tensor, angles: Tensor) -> Tensor:
+    """``(N, H, W)`` images rotated counter-clockwise about their centre by ``angles (N,)``
+    radians (bilinear, zeros outside)."""
+    c, s = torch.cos(angles.double()), torch.sin(angles.double())
+    m = torch.zeros(len(angles), 3, 3, dtype=torch.float64)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1], m[:, 2, 2] = c, -s, s, c, 1
+    return transform_image(images, m)
+
+
+def rescale_images(images: Tensor, factors: Tensor) -> Tensor:
+    """``(N, H, W)`` images scaled about their centre by ``factors (N,)`` (bilinear)."""
+    m = torch.zeros(len(factors), 3, 3, dtype=torch.float64)
+    m[:, 0, 0] = m[:, 1, 1] = factors.double()
+    m[:, 2, 2] = 1
+    return transform_image(images, m)
+
+
+def rot90_images(images: Tensor, k: Tensor) -> Tensor:
+    """``(N, H, W)`` images rotated by ``k (N,)`` quarter turns (exact)."""
+    return torch.stack([torch.rot90(im, int(q), dims=(-2, -1))
+                        for im, q in zip(images, k, strict=True)])
+
+
+def load_digits(n: int | None = None) -> tuple[Tensor, Tensor, str]:
+    """``(images (N, 28, 28) float32, labels (N,), source)``: the real digits or the
+    font-drawn fallback (see module docstring)."""
+    from equivision.data.digits import mnist_or_drawn
+
+    return mnist_or_drawn(n, seed=0)
+
+
+def make_split(protocol: str = "A", *, split_seed: int = 0, transform_seed: int = 1,
+               n_train: int = N_TRAIN, n_test: int = N_TEST,
+               digits: tuple[Tensor, Tensor, str] | None = None) -> RotMNISTSplit:
+    """The tensors of ``protocol`` (``"A"``, ``"B"`` or ``"scale"``).
+
+    ``digits``: ``(images (N, 28, 28), labels (N,), source)`` to use instead of
+    :func:`load_digits` (tests pass a small set). The split permutes the digits with
+    ``split_seed`` and takes the first ``n_train`` for training, the next ``n_test`` for
+    testing; rotations, scales and quarter turns come from ``transform_seed``."""
+    if protocol not in PROTOCOLS:
+        raise InvalidInputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    images, labels, source = digits if digits is not None else load_digits()
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise InvalidInputError(f"digits must be images (N, H, W) and labels (N,), got "
+                                f"{tuple(images.shape)} and {tuple(labels.shape)}")
+    if n_train < 1 or n_test < 1 or n_train + n_test > len(images):
+        raise InvalidInputError(f"n_train + n_test = {n_train + n_test} must be between 2 and "
+                                f"the {len(images)} digits available")
+    images = images.float()
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(split_seed))
+    tr, te = perm[:n_train], perm[n_train:n_train + n_test]
+    g = torch.Generator().manual_seed(transform_seed)
+    train_angles = torch.rand(n_train, generator=g, dtype=torch.float64) * 2 * math.pi
+    test_angles = torch.rand(n_test, generator=g, dtype=torch.float64) * 2 * math.pi
+    lo, hi = SCALE_RANGE
+    train_scales = lo + (hi - lo) * torch.rand(n_train, generator=g, dtype=torch.float64)
+    test_scales = lo + (hi - lo) * torch.rand(n_test, generator=g, dtype=torch.float64)
+    quarter = torch.randint(0, 4, (n_test,), generator=g)
+
+    x_tr, x_te = images[tr], images[te]
+    if protocol == "A":
+        train, test = rotate_images(x_tr, train_angles), rotate_images(x_te, test_angles)
+    elif protocol == "B":
+        train, test = x_tr, rotate_images(x_te, test_angles)
+    else:
+        train, test = rescale_images(x_tr, train_scales), rescale_images(x_te, test_scales)
+    return RotMNISTSplit(
+        train_images=train[:, None].contiguous(), train_labels=labels[tr].clone(),
+        test_images=test[:, None].contiguous(), test_upright=x_te[:, None].contiguous(),
+        test_rot90=rot90_images(x_te, quarter)[:, None].contiguous(),
+        test_labels=labels[te].clone(), source=source,
+    )
+
+
+__all__ = ["PROTOCOLS", "RotMNISTSplit", "load_digits", "make_split", "rescale_images",
+           "rot90_images", "rotate_images"]

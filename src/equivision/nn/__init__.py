@@ -1,0 +1,32 @@
+"""Group-equivariant neural layers on plain tensors.
+
+Planar roto-translations (``C_N``, ``D_N``), feature maps ``(B, C, |G|, H, W)``:
+:class:`LiftingConv2d`, :class:`GroupConv2d`, :class:`GroupProjection`,
+:class:`GroupBatchNorm`, :class:`GroupMaxPool2d`, :class:`GroupAvgPool2d`.
+
+Scale-translations over discrete scales, feature maps ``(B, C, S, H, W)``:
+:class:`ScaleLiftingConv2d`, :class:`ScaleGroupConv2d` (projection, batch norm and pooling
+are the group-axis layers above, which work on any 5-D map).
+"""
+
+from equivision.nn.gconv import (
+    GroupAvgPool2d,
+    GroupBatchNorm,
+    GroupConv2d,
+    GroupMaxPool2d,
+    GroupProjection,
+    LiftingConv2d,
+)
+from equivision.nn.scale import ScaleGroupConv2d, ScaleLiftingConv2d, geometric_scales
+
+__all__ = [
+    "GroupAvgPool2d",
+    "GroupBatchNorm",
+    "GroupConv2d",
+    "GroupMaxPool2d",
+    "GroupProjection",
+    "LiftingConv2d",
+    "ScaleGroupConv2d",
+    "ScaleLiftingConv2d",
+    "geometric_scales",
+]

@@ -1,0 +1,171 @@
+"""G-CNN layers for the scale-translation group ``R² ⋊ R+``, on a discrete set of scales.
+
+Feature maps are plain tensors ``(B, C, S, H, W)``, the scale axis ordered as ``scales``
+(increasing, ``s_0 ≥ 1``). The kernel at scale ``s`` is the base ``K × K`` kernel magnified,
+``k_s(y) = k(y / s) / s²`` (bilinear interpolation between the base pixels; the ``1/s²``
+keeps the response to a constant image the same at every scale), on the smallest odd grid
+``K_s ≥ K·s`` that holds it, so a larger scale costs a larger kernel, not a coarser one.
+Following ``../shared/papers/method-notes.md`` §1 with ``(L_g f)(x) = f(x / s_g)``:
+
+* :class:`ScaleLiftingConv2d`: ``(k ⋆̃ f)(x, s) = Σ_y k_s(y) f(x + y)``;
+* :class:`ScaleGroupConv2d`: ``(k ⋆ φ)(x, s_i) = Σ_{d < D} Σ_y k_{s_i}(y, d) φ(x + y, s_{i+d})``,
+  the kernel spanning ``D`` neighbouring scales (the scales are a geometric sequence so
+  that ``s_{i+d} / s_i`` depends on ``d`` only);
+* projection over the scale axis: :class:`equivision.nn.GroupProjection` (any 5-D map).
+
+Magnifying the input by the ratio ``r = s_{i+1} / s_i`` shifts the scale axis by one.
+This is exact only in the continuum and for scales inside the set: the grid resamples the
+kernels, and the truncated scale axis has no room for the scale shifted in at its ends.
+The measured error is in ``docs/gcnn.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from equivision.errors import InvalidInputError
+from equivision.nn._kernels import check_odd_kernel, scale_matrix
+from equivision.nn.gconv import check_group_batch, check_image_batch
+
+
+def check_scales(scales: Sequence[float], what: str, *, geometric: bool) -> tuple[float, ...]:
+    """Increasing scales ``≥ 1``; a geometric sequence when ``geometric``."""
+    try:
+        s = tuple(float(v) for v in scales)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"{what}: scales must be a sequence of numbers, got {scales!r}") from e
+    if not s:
+        raise InvalidInputError(f"{what}: scales is empty; give at least one scale, e.g. (1, 2)")
+    if not all(math.isfinite(v) for v in s) or s[0] < 1 or any(b <= a for a, b in itertools.pairwise(s)):
+        raise InvalidInputError(
+            f"{what}: scales must be finite, strictly increasing and >= 1 (a scale below 1 "
+            f"would shrink the kernel below its own grid; use a smaller kernel_size), got {s}"
+        )
+    if geometric and len(s) > 2:
+        ratios = [b / a for a, b in itertools.pairwise(s)]
+        if max(ratios) - min(ratios) > 1e-6 * ratios[0]:
+            raise InvalidInputError(
+                f"{what}: scales must be a geometric sequence s_i = s_0·r^i so that a shift "
+                f"along the scale axis is a group action; got ratios {ratios}"
+            )
+    return s
+
+
+def geometric_scales(n: int, ratio: float = 2**0.5, first: float = 1.0) -> tuple[float, ...]:
+    """``(first, first·ratio, …, first·ratio^(n−1))``."""
+    if int(n) != n or n < 1 or not ratio > 1 or not first >= 1:
+        raise InvalidInputError(
+            f"geometric_scales needs n >= 1, ratio > 1 and first >= 1, got {n}, {ratio}, {first}")
+    return tuple(first * ratio**i for i in range(int(n)))
+
+
+class _ScaleConv(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 scales: Sequence[float], geometric: bool, what: str) -> None:
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if int(v) != v or v < 1:
+                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = check_odd_kernel(kernel_size, what)
+        self.scales = check_scales(scales, what, geometric=geometric)
+        self.kernel_sizes: list[int] = []
+        for i, s in enumerate(self.scales):
+            m, ks = scale_matrix(self.kernel_size, s)
+            self.kernel_sizes.append(ks)
+            self.register_buffer(f"scale_matrix_{i}", m.to(torch.get_default_dtype()),
+                                 persistent=False)
+
+    def _matrix(self, i: int) -> Tensor:
+        return getattr(self, f"scale_matrix_{i}")
+
+    def extra_repr(self) -> str:
+        s = ", ".join(f"{v:.3g}" for v in self.scales)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"scales=({s}), kernel_sizes={tuple(self.kernel_sizes)}")
+
+
+class ScaleLiftingConv2d(_ScaleConv):
+    """Images ``(B, C_in, H, W)`` to scale feature maps ``(B, C_out, S, H, W)``: slice ``i``
+    is the correlation with the base kernel magnified ``scales[i]`` times ("same" padding).
+    ``weight``: ``(C_out, C_in, K, K)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 scales: Sequence[float] = (1.0, 2**0.5, 2.0), *, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, scales, False,
+                         "ScaleLiftingConv2d")
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, k, k))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
+        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * k * k)) ** 0.5)
+
+    def scaled_weight(self, i: int) -> Tensor:
+        """``(C_out, C_in, K_i, K_i)``: the kernel at ``scales[i]``."""
+        co, ci, k, _ = self.weight.shape
+        ks = self.kernel_sizes[i]
+        m = self._matrix(i).to(self.weight.dtype)
+        return (self.weight.reshape(co, ci, k * k) @ m.T).reshape(co, ci, ks, ks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image_batch(x, self.in_channels, "ScaleLiftingConv2d")
+        outs = [F.conv2d(x, self.scaled_weight(i), padding=ks // 2)
+                for i, ks in enumerate(self.kernel_sizes)]
+        y = torch.stack(outs, 2)
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1, 1)
+        return y
+
+
+class ScaleGroupConv2d(_ScaleConv):
+    """Scale feature maps ``(B, C_in, S, H, W)`` to ``(B, C_out, S, H, W)``.
+
+    ``weight``: ``(C_out, C_in, D, K, K)``, ``D = scale_size`` neighbouring input scales
+    ``s_i … s_{i+D−1}`` feeding output scale ``s_i``, all magnified by ``s_i``; input scales
+    past the last are absent (the truncated scale axis)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 scales: Sequence[float] = (1.0, 2**0.5, 2.0), *, scale_size: int = 2,
+                 bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, scales, True,
+                         "ScaleGroupConv2d")
+        if int(scale_size) != scale_size or not 1 <= scale_size <= len(self.scales):
+            raise InvalidInputError(
+                f"ScaleGroupConv2d: scale_size must be an integer in 1..{len(self.scales)} "
+                f"(the number of scales), got {scale_size}")
+        self.scale_size = int(scale_size)
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels,
+                                               self.scale_size, k, k))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
+        fan_in = self.in_channels * self.scale_size * k * k
+        nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
+
+    def scaled_weight(self, i: int, depth: int) -> Tensor:
+        """``(C_out, C_in·depth, K_i, K_i)``: the first ``depth`` scale taps at ``scales[i]``."""
+        co, ci, _, k, _ = self.weight.shape
+        ks = self.kernel_sizes[i]
+        m = self._matrix(i).to(self.weight.dtype)
+        w = self.weight[:, :, :depth].reshape(co, ci, depth, k * k) @ m.T
+        return w.reshape(co, ci * depth, ks, ks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_group_batch(x, self.in_channels, len(self.scales), "ScaleGroupConv2d", axis="S")
+        b, c, s, h, w = x.shape
+        outs = []
+        for i, ks in enumerate(self.kernel_sizes):
+            depth = min(self.scale_size, s - i)
+            xi = x[:, :, i:i + depth].reshape(b, c * depth, h, w)
+            outs.append(F.conv2d(xi, self.scaled_weight(i, depth), padding=ks // 2))
+        y = torch.stack(outs, 2)
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1, 1)
+        return y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", scale_size={self.scale_size}"

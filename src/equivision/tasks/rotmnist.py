@@ -1,0 +1,156 @@
+"""The ``rotmnist`` task: digit classification under rotations or rescaling with the models
+of :mod:`equivision.models.gcnn` (``equivision train rotmnist``, ``equivision eval rotmnist``).
+
+Data: :mod:`equivision.data.rotmnist` (fixed seeded 8,000 / 2,000 split, protocols A, B and
+"scale"). Eval metrics, in percent: ``error`` on the protocol's test set (the best-checkpoint
+metric), ``error_upright`` on the upright test digits and ``error_rot90`` on the test digits
+rotated by random multiples of 90°.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from equivision.data.rotmnist import PROTOCOLS, RotMNISTSplit, make_split
+from equivision.errors import ConfigError
+from equivision.models.gcnn import GCNNConfig
+from equivision.training.tasks import Task, register_task
+
+
+@dataclass
+class RotMNISTConfig:
+    protocol: str = "A"
+    """A: train and test rotated; B: train upright, test rotated; scale: rescaled by [0.3, 1]."""
+    split_seed: int = 0
+    transform_seed: int = 1
+    n_train: int = 8000
+    n_test: int = 2000
+    model: GCNNConfig = field(default_factory=GCNNConfig)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"task.protocol must be one of {', '.join(PROTOCOLS)}, got "
+                              f"{self.protocol!r}")
+        if self.n_train < 1 or self.n_test < 1 or self.n_train + self.n_test > 10_000:
+            raise ConfigError("task.n_train and task.n_test must be >= 1 and sum to at most "
+                              "10,000 (the digits available)")
+        if self.model.in_channels != 1 or self.model.num_classes != 10:
+            raise ConfigError("rotmnist classifies 1-channel digits into 10 classes: "
+                              "task.model.in_channels must be 1 and num_classes 10")
+
+
+@lru_cache(maxsize=4)
+def _split(protocol: str, split_seed: int, transform_seed: int, n_train: int,
+           n_test: int) -> RotMNISTSplit:
+    return make_split(protocol, split_seed=split_seed, transform_seed=transform_seed,
+                      n_train=n_train, n_test=n_test)
+
+
+@register_task("rotmnist")
+class RotMNISTTask(Task):
+    config_cls = RotMNISTConfig
+    model_name = "gcnn"
+    best_metric = "error"
+    best_mode = "min"
+
+    def datasets(self, cfg: RotMNISTConfig) -> tuple[Dataset, Dataset]:
+        s = _split(cfg.protocol, cfg.split_seed, cfg.transform_seed, cfg.n_train, cfg.n_test)
+        return (TensorDataset(s.train_images, s.train_labels),
+                TensorDataset(s.test_images, s.test_upright, s.test_rot90, s.test_labels))
+
+    def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, y = batch[0], batch[-1]
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        err = (logits.argmax(-1) != y).float().mean() * 100
+        return loss, {"error": err.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, loader: DataLoader,
+                 device: torch.device) -> dict[str, float]:
+        from equivision.training.trainer import to_device
+
+        wrong = {"error": 0, "error_upright": 0, "error_rot90": 0}
+        loss_sum, count = 0.0, 0
+        for batch in loader:
+            x, x_up, x_90, y = to_device(batch, device)
+            logits = model(x)
+            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            wrong["error"] += int((logits.argmax(-1) != y).sum())
+            wrong["error_upright"] += int((model(x_up).argmax(-1) != y).sum())
+            wrong["error_rot90"] += int((model(x_90).argmax(-1) != y).sum())
+            count += len(y)
+        if count == 0:
+            raise ConfigError("rotmnist: the test set is empty")
+        return {"loss": loss_sum / count, **{k: 100.0 * v / count for k, v in wrong.items()}}
+
+
+# ----------------------------------------------------------------------------- experiment
+
+#: (protocol, arch, width) of the experiment's table; every run is trained with the same
+#: schedule (:data:`EXPERIMENT_TRAIN`) for each seed.
+EXPERIMENT_RUNS: tuple[tuple[str, str, int], ...] = (
+    ("A", "plain", 8), ("A", "p4", 8), ("A", "p8", 6), ("A", "e2cnn_c8", 6),
+    ("B", "plain", 8), ("B", "p4", 8), ("B", "p8", 6), ("B", "e2cnn_c8", 6),
+    ("scale", "plain", 8), ("scale", "scale", 8),
+)
+EXPERIMENT_TRAIN = {"steps": 1000, "batch_size": 64, "lr": 3e-3, "schedule": "cosine",
+                    "device": "cpu", "log_every": 50}
+
+
+def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int = 0,
+                   num_shards: int = 1) -> list[dict[str, object]]:
+    """Train every run of :data:`EXPERIMENT_RUNS` for every seed with the ordinary trainer,
+    into ``out_dir/<protocol>_<arch>_s<seed>``, and write ``out_dir/results_<shard>.json``
+    (rewritten atomically after each run) with the eval metrics and wall time of each.
+
+    Several processes (``shard`` of ``num_shards``) share the work: each claims the next
+    unclaimed run by creating ``<run>.claim`` exclusively."""
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from equivision.io import atomic_path
+    from equivision.models.gcnn import count_parameters
+    from equivision.training import train
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(seed, *run) for seed in seeds for run in EXPERIMENT_RUNS]
+    results: list[dict[str, object]] = []
+    for seed, protocol, arch, width in jobs:
+        try:
+            os.close(os.open(out / f"{protocol}_{arch}_s{seed}.claim",
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue  # another process took it
+        cfg = {"train": {**EXPERIMENT_TRAIN, "seed": seed},
+               "task": {"protocol": protocol, "model": {"arch": arch, "width": width}}}
+        t0 = time.perf_counter()
+        res = train(RotMNISTTask(), cfg, out / f"{protocol}_{arch}_s{seed}", overwrite=True,
+                    progress=False)
+        from equivision.models import load
+
+        params = count_parameters(load(out / f"{protocol}_{arch}_s{seed}"))
+        results.append({"protocol": protocol, "arch": arch, "width": width, "seed": seed,
+                        "params": params, "seconds": time.perf_counter() - t0,
+                        "threads": torch.get_num_threads(), **res.eval_metrics})
+        with atomic_path(out / f"results_{shard}.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return results
+
+
+if __name__ == "__main__":  # python -m equivision.tasks.rotmnist OUT_DIR [SHARD NUM_SHARDS]
+    import sys
+
+    torch.set_num_threads(1)
+    args = sys.argv[1:]
+    run_experiment(args[0], shard=int(args[1]) if len(args) > 1 else 0,
+                   num_shards=int(args[2]) if len(args) > 2 else 1)
