@@ -1,0 +1,150 @@
+"""PEIF's displacement predictor (Hu et al., NeurIPS 2024), on canonical patches.
+
+Input: a patch of K points and its query, both already in the patch's canonical frame
+(:func:`equivision.recon.frames.canonical_patches`); output: the displacement from the query
+to the nearest surface point, in that frame. Because the input is pose-normalised, this
+network needs no equivariance of its own: :func:`equivision.recon.predict.predict_displacement`
+rotates its output back, which makes the whole field SE(3)-equivariant patch by patch.
+
+Architecture (paper Sec. 4 / App. B; feature size ``D``, default 128 as in the paper):
+
+* **SRM** (spatial relation module): ``zᵢ = MLP_s([p̄ᵢ, p̄ᵢ − q̄])`` (6 → 32 → 64 → D per
+  point), concatenated over the K points into ``h_q``.
+* **PFEM** (patch feature extraction): ``f_q = MLP_q(q̄)``, ``f_pᵢ = MLP_p(p̄ᵢ)``
+  (3 → 32 → 64 → D); single-head attention of ``f_q`` over the ``f_pᵢ`` gives ``f_Pw``; the
+  same attention restricted to its top-``K_d`` weights gives ``f_Ps`` (``K_d`` is not given in
+  the paper: default K/4); ``f_P = λ₁ f_Pw + λ₂ f_Ps`` with learnable ``λ``.
+* **IPGE** (intrinsic patch geometry extractor): a memory bank of ``heads`` × ``items`` vectors
+  in R^D (4 × 596 in the paper); per head ``g = Σᵢ softmax(f_P Mᵀ)ᵢ Mᵢ``; heads averaged.
+* **Output**: ``MLP_a(h_q ⊕ f_q ⊕ {f_pᵢ})`` (256, 512, 256, 384) concatenated with ``g_P``,
+  then ``MLP_d`` (256, 256, 256, 256) → 3.
+
+The memory-bank separation loss of the paper (:meth:`PEIFNet.memory_separation_loss`) is the
+mean over heads of ``max(cos(Mᵢ, Mⱼ), 0)`` over pairs ``i ≠ j`` of items of that head.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from equivision.errors import ShapeError
+from equivision.models import register_model
+
+
+@dataclass
+class PEIFConfig:
+    """Hyper-parameters of the displacement predictor (defaults: the paper's, K = 32)."""
+
+    k: int = 32
+    feature_dim: int = 128
+    top_k: int = 8
+    memory_heads: int = 4
+    memory_items: int = 596
+    mlp_a: list[int] = field(default_factory=lambda: [256, 512, 256, 384])
+    mlp_d: list[int] = field(default_factory=lambda: [256, 256, 256, 256])
+
+
+def mlp(widths: list[int], *, last_activation: bool = True) -> nn.Sequential:
+    """Linear layers with ReLU between them (per point when applied to ``(..., C)``)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        layers.append(nn.Linear(a, b))
+        if last_activation or i < len(widths) - 2:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class PatchAttention(nn.Module):
+    """Single-head attention of a query feature over patch features, and its top-k variant.
+
+    ``f_q (Q, D)``, ``f_p (Q, K, D)`` → ``(f_Pw, f_Ps)``, each ``(Q, D)``.
+    """
+
+    def __init__(self, dim: int, top_k: int) -> None:
+        super().__init__()
+        self.w_q = nn.Linear(dim, dim, bias=False)
+        self.w_k = nn.Linear(dim, dim, bias=False)
+        self.w_v = nn.Linear(dim, dim, bias=False)
+        self.top_k = top_k
+
+    def forward(self, f_q: Tensor, f_p: Tensor) -> tuple[Tensor, Tensor]:
+        logits = torch.einsum("qd,qkd->qk", self.w_q(f_q), self.w_k(f_p)) / math.sqrt(f_q.shape[-1])
+        values = self.w_v(f_p)
+        weights = logits.softmax(-1)
+        f_w = torch.einsum("qk,qkd->qd", weights, values)
+        k = min(self.top_k, f_p.shape[1])
+        top, idx = logits.topk(k, dim=-1)
+        top_w = top.softmax(-1)
+        f_s = torch.einsum(
+            "qk,qkd->qd", top_w, values.gather(1, idx[..., None].expand(-1, -1, values.shape[-1]))
+        )
+        return f_w, f_s
+
+
+class MemoryBank(nn.Module):
+    """Multi-head memory of learned geometry items: ``f (Q, D)`` → ``(Q, D)`` (heads averaged)."""
+
+    def __init__(self, heads: int, items: int, dim: int) -> None:
+        super().__init__()
+        self.items = nn.Parameter(torch.randn(heads, items, dim) / math.sqrt(dim))
+
+    def forward(self, f: Tensor) -> Tensor:
+        w = torch.einsum("qd,hmd->qhm", f, self.items).softmax(-1)
+        return torch.einsum("qhm,hmd->qd", w, self.items) / self.items.shape[0]
+
+    def separation_loss(self) -> Tensor:
+        """Mean over heads and item pairs ``i ≠ j`` of ``max(cos(Mᵢ, Mⱼ), 0)``."""
+        m = F.normalize(self.items, dim=-1)
+        cos = m @ m.transpose(-1, -2)
+        n = cos.shape[-1]
+        off = ~torch.eye(n, dtype=torch.bool, device=cos.device)
+        return cos.clamp_min(0)[:, off].mean()
+
+
+class PEIFNet(nn.Module):
+    """Displacement in the canonical frame: ``patches (Q, K, 3)``, ``queries (Q, 3)`` → ``(Q, 3)``."""
+
+    def __init__(self, cfg: PEIFConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, k = cfg.feature_dim, cfg.k
+        self.srm = mlp([6, 32, 64, d])
+        self.mlp_q = mlp([3, 32, 64, d])
+        self.mlp_p = mlp([3, 32, 64, d])
+        self.attention = PatchAttention(d, cfg.top_k)
+        self.lambdas = nn.Parameter(torch.tensor([1.0, 1.0]))
+        self.memory = MemoryBank(cfg.memory_heads, cfg.memory_items, d)
+        self.mlp_a = mlp([2 * k * d + d, *cfg.mlp_a])
+        self.mlp_d = nn.Sequential(mlp([cfg.mlp_a[-1] + d, *cfg.mlp_d]), nn.Linear(cfg.mlp_d[-1], 3))
+
+    def forward(self, patches: Tensor, queries: Tensor) -> Tensor:
+        k = self.cfg.k
+        if patches.ndim != 3 or patches.shape[1:] != (k, 3):
+            raise ShapeError(
+                f"patches must be (Q, {k}, 3) for this model (k={k}), got {tuple(patches.shape)}"
+            )
+        if queries.shape != (patches.shape[0], 3):
+            raise ShapeError(f"queries must be ({patches.shape[0]}, 3), got {tuple(queries.shape)}")
+        rel = patches - queries[:, None, :]
+        h_q = self.srm(torch.cat([patches, rel], -1)).flatten(1)  # (Q, K·D)
+        f_q = self.mlp_q(queries)  # (Q, D)
+        f_p = self.mlp_p(patches)  # (Q, K, D)
+        f_w, f_s = self.attention(f_q, f_p)
+        f_patch = self.lambdas[0] * f_w + self.lambdas[1] * f_s
+        g = self.memory(f_patch)
+        a = self.mlp_a(torch.cat([h_q, f_q, f_p.flatten(1)], -1))
+        return self.mlp_d(torch.cat([a, g], -1))
+
+    def memory_separation_loss(self) -> Tensor:
+        return self.memory.separation_loss()
+
+
+@register_model("peif", PEIFConfig)
+def build_peif(cfg: PEIFConfig) -> nn.Module:
+    return PEIFNet(cfg)
