@@ -153,3 +153,20 @@ def test_progress_bar_on_a_terminal(tmp_path) -> None:
           console=console)
     text = buf.getvalue()
     assert "10/10" in text and "samples/s" in text and "loss 0." in text
+
+
+def test_task_contract_is_checked_at_registration() -> None:
+    from dataclasses import dataclass
+
+    from equivision.training import Task, register_task
+
+    @dataclass
+    class NoModel:
+        n: int = 1
+
+    class Bad(Task):
+        config_cls = NoModel
+        model_name = "toy_mlp"
+
+    with pytest.raises(TypeError, match="'model' field"):
+        register_task("bad-task")(Bad)

@@ -63,6 +63,7 @@ finds it by name.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -135,6 +136,10 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
         for attr in ("config_cls", "model_name"):
             if not hasattr(cls, attr):
                 raise TypeError(f"task {name!r} must define {attr}")
+        if not dataclasses.is_dataclass(cls.config_cls) or "model" not in {
+                f.name for f in dataclasses.fields(cls.config_cls)}:
+            raise TypeError(f"task {name!r}: config_cls must be a dataclass with a 'model' "
+                            "field (the config of the registered model model_name)")
         cls.name = name
         _TASKS[name] = cls
         return cls

@@ -273,6 +273,8 @@ def train(task: str | Task, config: RunConfig | dict[str, Any] | None, run_dir: 
     console = console or Console(stderr=True)
     cfg = config if isinstance(config, RunConfig) or config is None else \
         build_run_config(task.name, task.config_cls, config)
+    if isinstance(cfg, RunConfig) and cfg.task_name != task.name:
+        raise ConfigError(f"the config is for task {cfg.task_name!r}, not {task.name!r}")
     start: ckpt.CheckpointInfo | None = None
     if resume:
         saved = load_run_config(run_dir, task)
