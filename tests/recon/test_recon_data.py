@@ -101,8 +101,12 @@ def test_mesh_closest_points_match_brute_force_and_an_exact_box_sdf():
     v, f = mesh.vertices.numpy(), mesh.faces.numpy()
     tri = v[f]
     corners = tri.transpose(1, 0, 2)
-    brute = np.stack([np.linalg.norm(qq - closest_points_on_triangles(np.repeat(qq[None], len(f), 0), *corners),
-                                     axis=1).min() for qq in q.numpy()])
+
+    def nearest(qq):
+        pt = closest_points_on_triangles(np.repeat(qq[None], len(f), 0), *corners)
+        return np.linalg.norm(qq - pt, axis=1)
+
+    brute = np.stack([nearest(qq).min() for qq in q.numpy()])
     np.testing.assert_allclose(dist.numpy(), brute, rtol=0, atol=1e-12)
     np.testing.assert_allclose(torch.linalg.vector_norm(pts - q, dim=1).numpy(), dist.numpy(), atol=1e-12)
     # the face returned holds the point
