@@ -43,8 +43,9 @@ def test_duplicates_are_removed_and_bad_clouds_refused():
     rec = reconstruct_with_field(torch.cat([pts, pts[:500]]), unit_sphere_field, resolution=24)
     assert rec.n_points_used == 2000
     with pytest.raises(DegenerateGeometryError, match="line"):
-        reconstruct_with_field(torch.linspace(0, 1, 100)[:, None] * torch.tensor([[1.0, 2.0, 3.0]]),
-                               unit_sphere_field)
+        reconstruct_with_field(
+            torch.linspace(0, 1, 100)[:, None] * torch.tensor([[1.0, 2.0, 3.0]]), unit_sphere_field
+        )
     with pytest.raises(DegenerateGeometryError, match="distinct"):
         reconstruct_with_field(pts[:1].repeat(50, 1), unit_sphere_field, min_points=32)
     bad = pts.clone()
@@ -57,8 +58,9 @@ def test_duplicates_are_removed_and_bad_clouds_refused():
 
 def test_model_pipeline_runs_and_refuses_tiny_clouds(tmp_path):
     torch.manual_seed(0)
-    net = PEIFNet(PEIFConfig(k=8, feature_dim=8, top_k=2, memory_heads=1, memory_items=4,
-                             mlp_a=[16], mlp_d=[16]))
+    net = PEIFNet(
+        PEIFConfig(k=8, feature_dim=8, top_k=2, memory_heads=1, memory_items=4, mlp_a=[16], mlp_d=[16])
+    )
     pts = sphere_cloud(400, 1.0, (0, 0, 0)).float()
     with pytest.raises(DegenerateGeometryError, match="at least 8"):
         reconstruct(pts[:5], net, resolution=16)

@@ -1,0 +1,1 @@
+"""End-to-end pipelines: what the CLI runs, as functions with plain tensors in and out."""
