@@ -3,6 +3,7 @@ process with the same global batch; only rank 0 writes; an error on one rank sto
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
@@ -17,7 +18,7 @@ from training_helpers import (
 )
 
 from equivision.training import read_metrics, train
-from equivision.training.checkpoint import checkpoint_steps
+from equivision.training.checkpoint import checkpoint_steps, checkpoints_dir
 
 
 def _torchrun(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -51,6 +52,19 @@ def test_two_processes_match_one(tmp_path, quiet_console) -> None:
     assert sorted(p.name for p in run2.iterdir()) == ["best.json", "checkpoints", "config.json",
                                                       "metrics.csv"]
     assert len(read_metrics(run2)) == len(read_metrics(run1))
+
+    # resume under torchrun from step 15: every rank restores its own RNG state
+    part = tmp_path / "two-resumed"
+    shutil.copytree(run2, part)
+    shutil.rmtree(checkpoints_dir(part) / "step-00000030")
+    p = _torchrun("train", "toy", "--run-dir", str(part), "--resume", "--device", "cpu")
+    assert p.returncode == 0, p.stderr[-3000:]
+    w3 = final_weights(part)
+    for k in w2:
+        torch.testing.assert_close(w3[k], w2[k], rtol=0, atol=1e-6)
+    resumed, straight = curve(part, "train", "loss"), curve(run2, "train", "loss")
+    assert [s for s, _ in resumed] == [s for s, _ in straight]
+    assert [v for _, v in resumed] == pytest.approx([v for _, v in straight], rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.slow
