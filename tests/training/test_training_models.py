@@ -112,3 +112,13 @@ def test_packaged_toy_default_is_reproducible(tmp_path, quiet_console) -> None:
     for k, v in shipped.items():
         torch.testing.assert_close(again[k], v, rtol=0, atol=1e-6)
     assert checkpoints_dir(run).is_dir()
+
+
+def test_a_broken_model_module_does_not_hide_the_others(monkeypatch) -> None:
+    import equivision.models as models
+
+    monkeypatch.setattr(models, "MODEL_MODULES", [*models.MODEL_MODULES, "equivision.no_such"])
+    monkeypatch.setattr(models, "_import_errors", dict(models._import_errors))
+    assert "toy_mlp" in models.list_models()
+    with pytest.raises(UnknownDatasetError, match=r"failed to import: equivision\.no_such"):
+        models.get_model_spec("missing")

@@ -170,3 +170,13 @@ def test_task_contract_is_checked_at_registration() -> None:
 
     with pytest.raises(TypeError, match="'model' field"):
         register_task("bad-task")(Bad)
+
+
+def test_a_broken_task_module_does_not_hide_the_others(monkeypatch) -> None:
+    from equivision.training import tasks
+
+    monkeypatch.setattr(tasks, "TASK_MODULES", [*tasks.TASK_MODULES, "equivision.no_such_mod"])
+    monkeypatch.setattr(tasks, "_import_errors", dict(tasks._import_errors))
+    assert "toy" in tasks.list_tasks()
+    with pytest.raises(ConfigError, match=r"failed to import: equivision\.no_such_mod"):
+        tasks.get_task("missing")

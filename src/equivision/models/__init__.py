@@ -61,7 +61,7 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_imported = False
+_import_errors: dict[str, str | None] = {}  # module -> why it failed (None: imported)
 
 
 class UnknownModelError(UnknownDatasetError):
@@ -83,11 +83,13 @@ def register_model(name: str, config_cls: type) -> Callable[[Callable[[Any], tor
 
 
 def _import_all() -> None:
-    global _imported
-    if not _imported:
-        for mod in MODEL_MODULES:
-            importlib.import_module(mod)
-        _imported = True
+    for mod in MODEL_MODULES:
+        if mod not in _import_errors:
+            try:
+                importlib.import_module(mod)
+                _import_errors[mod] = None
+            except Exception as e:  # one broken model family must not hide the others
+                _import_errors[mod] = f"{type(e).__name__}: {e}"
 
 
 def list_models() -> list[str]:
@@ -99,8 +101,11 @@ def list_models() -> list[str]:
 def get_model_spec(name: str) -> ModelSpec:
     _import_all()
     if name not in _MODELS:
+        failed = "; ".join(f"{m} ({err})" for m, err in _import_errors.items() if err)
         raise UnknownModelError(f"unknown model {name!r}; registered models: "
-                                f"{', '.join(sorted(_MODELS)) or 'none'}")
+                                f"{', '.join(sorted(_MODELS)) or 'none'}"
+                                + (f"; modules that failed to import: {failed}" if failed
+                                   else ""))
     return _MODELS[name]
 
 

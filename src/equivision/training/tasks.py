@@ -123,7 +123,7 @@ class Task:
 
 
 _TASKS: dict[str, type[Task]] = {}
-_imported = False
+_import_errors: dict[str, str | None] = {}  # module -> why it failed (None: imported)
 
 
 def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
@@ -148,11 +148,13 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 
 def _import_all() -> None:
-    global _imported
-    if not _imported:
-        for mod in TASK_MODULES:
-            importlib.import_module(mod)
-        _imported = True
+    for mod in TASK_MODULES:
+        if mod not in _import_errors:
+            try:
+                importlib.import_module(mod)
+                _import_errors[mod] = None
+            except Exception as e:  # one broken task module must not hide the others
+                _import_errors[mod] = f"{type(e).__name__}: {e}"
 
 
 def list_tasks() -> list[str]:
@@ -164,5 +166,7 @@ def get_task(name: str) -> Task:
     """A fresh instance of the task registered as ``name``."""
     _import_all()
     if name not in _TASKS:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
+        failed = "; ".join(f"{m} ({err})" for m, err in _import_errors.items() if err)
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}"
+                          + (f"; modules that failed to import: {failed}" if failed else ""))
     return _TASKS[name]()
