@@ -1,0 +1,59 @@
+"""The sphere and SO(3) engine: grids, harmonic transforms, Wigner matrices, rotation and
+SO(3) correlation, native PyTorch, batched, differentiable, CPU and CUDA.
+
+Conventions (fixed once; details in each module):
+
+* grid: Driscoll–Healy ``2B × 2B``, ``θ_j = π(2j+1)/(4B)``, ``φ_k = 2πk/(2B)``, signals
+  ``(..., 2B, 2B)`` indexed ``[θ, φ]`` (:mod:`~equivision.sphere.grid`);
+* real orthonormal spherical harmonics without the Condon–Shortley phase, coefficients
+  ``(..., B²)`` at ``l·l + l + m`` (:mod:`~equivision.sphere.legendre`);
+* rotations act as ``(R·f)(x) = f(R⁻¹x)``; ZYZ Euler angles ``R = Rz(α) Ry(β) Rz(γ)`` as in
+  :class:`equivision.groups.SO3`; ``D^l_mn = e^{−imα} d^l_mn(β) e^{−inγ}`` (:mod:`~equivision.sphere.wigner`);
+* SO(3) grid ``(2B)³`` indexed ``[α_a, β_j, γ_b]`` (:mod:`~equivision.sphere.so3fft`).
+"""
+
+from equivision.sphere.align import align
+from equivision.sphere.grid import Grid, dh_weights, points_to_angles
+from equivision.sphere.legendre import coeff_index, degree_order, real_sph_harm, real_sph_harm_points
+from equivision.sphere.rotate import rotate, rotate_coeffs
+from equivision.sphere.sht import isht, sht
+from equivision.sphere.so3fft import (
+    complex_coeffs,
+    correlation_at,
+    cross_spectrum,
+    rotation_to_so3_grid,
+    so3_correlation,
+    so3_correlation_from_spectrum,
+    so3_grid_angles,
+    so3_grid_rotations,
+    so3_grid_to_rotation,
+    unravel_so3_index,
+)
+from equivision.sphere.wigner import wigner_d, wigner_D_real
+
+__all__ = [
+    "Grid",
+    "align",
+    "coeff_index",
+    "complex_coeffs",
+    "correlation_at",
+    "cross_spectrum",
+    "degree_order",
+    "dh_weights",
+    "isht",
+    "points_to_angles",
+    "real_sph_harm",
+    "real_sph_harm_points",
+    "rotate",
+    "rotate_coeffs",
+    "rotation_to_so3_grid",
+    "sht",
+    "so3_correlation",
+    "so3_correlation_from_spectrum",
+    "so3_grid_angles",
+    "so3_grid_rotations",
+    "so3_grid_to_rotation",
+    "unravel_so3_index",
+    "wigner_D_real",
+    "wigner_d",
+]
