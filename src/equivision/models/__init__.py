@@ -100,6 +100,10 @@ def list_models() -> list[str]:
 
 def get_model_spec(name: str) -> ModelSpec:
     _import_all()
+    if name not in _MODELS:  # task modules import their models: try those too
+        from equivision.training.tasks import list_tasks
+
+        list_tasks()
     if name not in _MODELS:
         failed = "; ".join(f"{m} ({err})" for m, err in _import_errors.items() if err)
         raise UnknownModelError(f"unknown model {name!r}; registered models: "
