@@ -74,7 +74,7 @@ from torch.utils.data import DataLoader, Dataset
 from equivision.errors import ConfigError
 
 # Modules that register tasks when imported; a later issue adds its module here.
-TASK_MODULES: list[str] = ["equivision.training.toy"]
+TASK_MODULES: list[str] = ["equivision.training.toy", "equivision.tasks.recon"]
 
 Batch = Any
 
