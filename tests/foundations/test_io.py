@@ -193,3 +193,12 @@ def test_idx_errors(tmp_path):
     assert read_idx(tmp_path / "ok").tolist() == [97, 98, 99]
     with pytest.raises(DataFileNotFoundError):
         load_mnist(tmp_path)
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    p = save_point_cloud(torch.randn(5, 3), tmp_path / "perm.npy")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)

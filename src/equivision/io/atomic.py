@@ -12,6 +12,13 @@ from pathlib import Path
 from equivision.errors import DataFileNotFoundError, OutputExistsError
 
 
+def _default_mode() -> int:
+    """The mode a plainly created file would get (mkstemp makes 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def check_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """Refuse an existing ``path`` unless ``overwrite``; the parent folder must exist."""
     p = Path(path)
@@ -34,6 +41,8 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Ite
         yield tmp_path
         if target.exists() and not overwrite:  # appeared while we were writing
             raise OutputExistsError(f"{target} appeared while writing; not replaced")
+        if tmp_path.exists():
+            os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
