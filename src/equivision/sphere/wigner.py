@@ -122,17 +122,23 @@ def wigner_d_iter(l_max: int, beta: Tensor, *, half: bool = False) -> Iterator[T
         yield cur
 
 
-def wigner_d(l_max: int, beta: Tensor | float) -> list[Tensor]:
-    """Wigner small-d matrices ``[d^0(β), …, d^{l_max}(β)]``, each ``(*beta.shape, 2l+1, 2l+1)``
-    indexed ``[m + l, n + l]``, in the dtype of ``beta`` (float64 for Python floats)."""
+def wigner_d(l_max: int, beta: Tensor | float, *, l_min: int = 0) -> list[Tensor]:
+    """Wigner small-d matrices ``[d^{l_min}(β), …, d^{l_max}(β)]``, each ``(*beta.shape, 2l+1, 2l+1)``
+    indexed ``[m + l, n + l]``, in the dtype of ``beta`` (float64 for Python floats).
+
+    All degrees up to ``l_max`` are computed by the recursion either way; ``l_min`` only limits
+    what is kept (all of them take ``≈ 4/3 l_max³`` numbers per β)."""
     L = _check_lmax(l_max)
+    if isinstance(l_min, bool) or not isinstance(l_min, int) or not 0 <= l_min <= L:
+        raise InvalidInputError(f"l_min must be an integer in [0, l_max], got {l_min!r}")
     b = torch.as_tensor(beta, dtype=torch.float64) if not isinstance(beta, Tensor) else beta
     if not b.is_floating_point():
         b = b.to(torch.float64)
     check_finite(b, "beta")
     out = []
     for l, d in enumerate(wigner_d_iter(L, b)):
-        out.append(d[..., L - l: L + l + 1, L - l: L + l + 1].to(b.dtype).clone())
+        if l >= l_min:
+            out.append(d[..., L - l: L + l + 1, L - l: L + l + 1].to(b.dtype).clone())
     return out
 
 

@@ -1,0 +1,173 @@
+"""SO(3) correlation against a brute-force sum with Wigner-D, the Euler grid against
+equivision.groups.SO3, and align recovering random rotations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from equivision.errors import InvalidInputError, ShapeError
+from equivision.groups import SO3
+from equivision.sphere import (
+    align,
+    correlation_at,
+    cross_spectrum,
+    isht,
+    rotate,
+    rotation_to_so3_grid,
+    sht,
+    so3_correlation,
+    so3_grid_angles,
+    so3_grid_rotations,
+    so3_grid_to_rotation,
+    unravel_so3_index,
+    wigner_D_real,
+)
+
+F64 = torch.float64
+
+
+def _coeffs(b: int, batch=(), seed=0, dtype=F64) -> torch.Tensor:
+    return torch.randn(*batch, b * b, dtype=F64, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+def _brute_force(fc: torch.Tensor, gc: torch.Tensor, rots: torch.Tensor) -> torch.Tensor:
+    """Σ_c Σ_l f̂_lᵀ D^l(R) ĝ_l: one rotation at a time, with the real Wigner-D matrices."""
+    b = math.isqrt(fc.shape[-1])
+    ds = wigner_D_real(b - 1, rots)
+    out = 0.0
+    for l in range(b):
+        sl = slice(l * l, (l + 1) ** 2)
+        rotated = torch.einsum("pmn,...cn->...pcm", ds[l], gc[..., sl])
+        out = out + (fc[..., None, :, sl] * rotated).sum(dim=(-1, -2))
+    return out
+
+
+@pytest.mark.parametrize(("b", "out_b"), [(4, 4), (5, 7)])
+def test_so3_correlation_matches_brute_force(b: int, out_b: int) -> None:
+    fc, gc = _coeffs(b, (2, 3), seed=1), _coeffs(b, (2, 3), seed=2)
+    corr = so3_correlation(isht(fc), isht(gc), out_bandwidth=out_b)
+    assert corr.shape == (2, 2 * out_b, 2 * out_b, 2 * out_b)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 2 * out_b, (12, 3), generator=gen)
+    want = _brute_force(fc, gc, so3_grid_to_rotation(idx, out_b))
+    got = corr[:, idx[:, 0], idx[:, 1], idx[:, 2]]
+    assert (got - want).abs().max() < 1e-10 * float(want.abs().max())
+    # the correlation between grid points is the same band-limited function
+    r = SO3().random(5, seed=4, dtype=F64)
+    h = cross_spectrum(fc, gc)
+    assert (correlation_at(h, r.expand(2, 5, 3, 3)) - _brute_force(fc, gc, r)).abs().max() < 1e-10
+
+
+def test_so3_correlation_is_invariant_to_rotating_both_signals() -> None:
+    b = 5
+    fc, gc = _coeffs(b, (3,), seed=5), _coeffs(b, (3,), seed=6)
+    q = SO3().random(1, seed=8, dtype=F64)[0]
+    h1 = cross_spectrum(fc, gc)
+    from equivision.sphere import rotate_coeffs
+
+    h2 = cross_spectrum(rotate_coeffs(fc, q), rotate_coeffs(gc, q))
+    r = SO3().random(6, seed=9, dtype=F64)
+    # C'(R) = ∫ (Qf)(x) (R Q g)(x) = C(Qᵀ R Q)
+    assert torch.allclose(correlation_at(h2, r), correlation_at(h1, q.T @ r @ q), atol=1e-10)
+
+
+def test_gradcheck_so3_correlation() -> None:
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(2, 4, 4, dtype=F64, generator=gen, requires_grad=True)
+    g = torch.randn(2, 4, 4, dtype=F64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: so3_correlation(a, b), (f, g))
+
+
+def test_euler_grid_matches_so3_from_euler_zyz() -> None:
+    b = 3
+    a, bt, g = so3_grid_angles(b)
+    rots = so3_grid_rotations(b)
+    assert rots.shape == (6, 6, 6, 3, 3)
+    assert torch.allclose(rots[2, 4, 5], SO3.from_euler_zyz(a[2], bt[4], g[5]))
+    idx = torch.tensor([[2, 4, 5], [0, 0, 0], [5, 5, 1]])
+    assert torch.allclose(so3_grid_to_rotation(idx, b), rots[idx[:, 0], idx[:, 1], idx[:, 2]])
+    assert torch.equal(rotation_to_so3_grid(rots[idx[:, 0], idx[:, 1], idx[:, 2]], b), idx)
+    flat = idx[:, 0] * 36 + idx[:, 1] * 6 + idx[:, 2]
+    assert torch.equal(unravel_so3_index(flat, b), idx)
+    # the nearest grid point of a perturbed grid rotation is that grid point
+    small = SO3.from_rotvec(torch.tensor([0.01, -0.02, 0.015], dtype=F64))
+    assert torch.equal(rotation_to_so3_grid(rots[1, 2, 3] @ small, b), torch.tensor([1, 2, 3]))
+    with pytest.raises(InvalidInputError):
+        so3_grid_to_rotation(torch.tensor([[0, 6, 0]]), b)
+    with pytest.raises(InvalidInputError):
+        so3_grid_to_rotation(torch.tensor([1, 2]), b)
+
+
+def _half_diagonal(b: int) -> float:
+    """Half the diagonal of one cell of the Euler grid (α, γ step π/B, β step π/(2B))."""
+    return 0.5 * math.sqrt(2 * (math.pi / b) ** 2 + (math.pi / (2 * b)) ** 2)
+
+
+@pytest.mark.parametrize("b", [16, 32])
+def test_align_recovers_random_rotations(b: int) -> None:
+    f = isht(_coeffs(b, (32,), seed=b, dtype=torch.float32))  # 32 channels
+    r_true = SO3().random(4, seed=b + 1)
+    g = rotate(f, r_true[:, None].transpose(-1, -2))  # g = R⁻¹·f, so rotate(g, R) = f
+    r_grid, s_grid = align(f, g, refine=False)
+    err_grid = SO3.geodesic_distance(r_grid.double(), r_true.double())
+    assert float(err_grid.max()) < _half_diagonal(b)
+    r_est, score = align(f, g)
+    assert r_est.shape == (4, 3, 3) and r_est.dtype == torch.float32
+    err = SO3.geodesic_distance(r_est.double(), r_true.double()) * 180 / math.pi
+    assert float(err.max()) < 0.1
+    assert bool((score >= s_grid - 1e-3 * s_grid.abs()).all())
+    # the score is the correlation: Σ ∫ f·f for a perfect alignment
+    assert torch.allclose(score, (sht(f) ** 2).sum().expand(4), rtol=1e-4)
+    aligned = rotate(g, r_est[:, None])
+    assert float((aligned - f).abs().max()) < 1e-3 * float(f.abs().max())
+
+
+def test_align_bandwidth_64_and_upsampled_grid() -> None:
+    b = 64
+    f = isht(_coeffs(b, (32,), seed=3, dtype=torch.float32))
+    r_true = SO3().random(1, seed=11)
+    g = rotate(f, r_true[0].T)
+    r_est, _ = align(f, g)
+    err = SO3.geodesic_distance(r_est.double(), r_true[0].double()) * 180 / math.pi
+    assert float(err) < 0.1
+    # a finer grid (the paper's upsampling, done spectrally) shrinks the grid-only error bound
+    small = isht(_coeffs(32, (8,), seed=4, dtype=torch.float32))
+    small_g = rotate(small, r_true[0].T)
+    r4, _ = align(small, small_g, refine=False, out_bandwidth=64)
+    err4 = SO3.geodesic_distance(r4.double(), r_true[0].double())
+    assert float(err4) < _half_diagonal(64)
+
+
+def test_align_batches_over_pairs_with_broadcasting() -> None:
+    b = 8
+    f = isht(_coeffs(b, (2, 4), seed=21))  # 2 pairs, 4 channels
+    r_true = SO3().random(2, seed=22, dtype=F64)
+    g = rotate(f, r_true[:, None].transpose(-1, -2))
+    r_est, score = align(f, g)
+    assert r_est.shape == (2, 3, 3) and score.shape == (2,)
+    assert float(SO3.geodesic_distance(r_est, r_true).max()) * 180 / math.pi < 0.01
+
+
+def test_bad_inputs_raise_typed_errors() -> None:
+    f = torch.zeros(3, 8, 8)
+    with pytest.raises(ShapeError, match="channels"):
+        so3_correlation(f, torch.zeros(2, 8, 8))
+    with pytest.raises(ShapeError, match="bandwidth"):
+        so3_correlation(f, torch.zeros(3, 6, 6))
+    with pytest.raises(ShapeError, match="channel"):
+        align(torch.zeros(8, 8), torch.zeros(8, 8))
+    with pytest.raises(ShapeError, match="square"):
+        align(torch.zeros(3, 8, 6), torch.zeros(3, 8, 6))
+    bad = torch.randn(3, 8, 8)
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(InvalidInputError, match="NaN"):
+        align(bad, torch.randn(3, 8, 8))
+    with pytest.raises(InvalidInputError, match="dtype"):
+        so3_correlation(f, f.double())
+    with pytest.raises(InvalidInputError, match="out_bandwidth"):
+        so3_correlation(torch.randn(2, 8, 8), torch.randn(2, 8, 8), out_bandwidth=2)
+    with pytest.raises(InvalidInputError, match="orthogonal"):
+        rotation_to_so3_grid(torch.ones(3, 3), 4)
