@@ -92,12 +92,14 @@ def steerable_basis(group: PlanarFiniteGroup, kernel_size: int, sigma: float = 0
         rho = points.norm(dim=-1)
         phi = torch.atan2(points[:, 1], points[:, 0])
         inside = (rho <= radius + 1e-9).to(torch.float64)
+        off_centre = (rho > 1e-9).to(torch.float64)  # harmonics m >= 1 vanish at the origin
         cols = []
         for r in range(kernel_size // 2 + 1):
             ring = torch.exp(-((rho - r) ** 2) / (2 * sigma**2)) * inside
             cols.append(ring)
             for m in range(1, (r + 1) // 2 + 1):
-                cols += [ring * torch.cos(m * phi), ring * torch.sin(m * phi)]
+                cols += [ring * off_centre * torch.cos(m * phi),
+                         ring * off_centre * torch.sin(m * phi)]
         return torch.stack(cols, -1)  # (K², n_b)
 
     norms = sample(pts).norm(dim=0)

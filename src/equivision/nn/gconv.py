@@ -83,8 +83,9 @@ class _PlanarGroupConv(nn.Module):
         self.basis, self.exact = basis, grid_exact
         mats = (pixel_basis(self.group, self.kernel_size) if basis == "pixel"
                 else steerable_basis(self.group, self.kernel_size))
-        # (|G|, K², n_b): kernel for element g is mats[g] @ coefficients
-        self.register_buffer("transforms", mats.to(torch.get_default_dtype()), persistent=False)
+        # (|G|, K², n_b): kernel for element g is mats[g] @ coefficients; kept in float64
+        # (cast to the weights' dtype in forward) so .double() models get exact bases
+        self.register_buffer("transforms", mats, persistent=False)
         self.order = self.group.order
         self.num_basis = mats.shape[-1]
 

@@ -79,8 +79,8 @@ class _ScaleConv(nn.Module):
         for i, s in enumerate(self.scales):
             m, ks = scale_matrix(self.kernel_size, s)
             self.kernel_sizes.append(ks)
-            self.register_buffer(f"scale_matrix_{i}", m.to(torch.get_default_dtype()),
-                                 persistent=False)
+            # float64, cast to the weights' dtype in forward (exact bases for .double())
+            self.register_buffer(f"scale_matrix_{i}", m, persistent=False)
 
     def _matrix(self, i: int) -> Tensor:
         return getattr(self, f"scale_matrix_{i}")

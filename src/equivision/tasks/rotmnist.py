@@ -100,6 +100,25 @@ EXPERIMENT_RUNS: tuple[tuple[str, str, int], ...] = (
     ("B", "plain", 8), ("B", "p4", 8), ("B", "p8", 6), ("B", "e2cnn_c8", 6),
     ("scale", "plain", 8), ("scale", "scale", 8),
 )
+_SLOW = {"p8", "e2cnn_c8"}
+
+
+def experiment_jobs(seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple[int, str, str, int]]:
+    """``(seed, protocol, arch, width)`` in the order they run: the first seed of every
+    protocol-A model, then the fast models (plain, P4, scale) for every seed, then the slow
+    ones (P8, e2cnn) for the remaining seeds of A, then those of B; so a run cut short
+    still holds complete comparisons."""
+    first = [(seeds[0], *r) for r in EXPERIMENT_RUNS if r[0] == "A"]
+    fast = [(s, *r) for s in seeds for r in EXPERIMENT_RUNS if r[1] not in _SLOW]
+    slow = [(s, *r) for p in ("A", "B") for s in seeds for r in EXPERIMENT_RUNS
+            if r[1] in _SLOW and r[0] == p]
+    out: list[tuple[int, str, str, int]] = []
+    for job in first + fast + slow:
+        if job not in out:
+            out.append(job)
+    return out
+
+
 EXPERIMENT_TRAIN = {"steps": 1000, "batch_size": 64, "lr": 3e-3, "schedule": "cosine",
                     "device": "cpu", "log_every": 50}
 
@@ -123,7 +142,7 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, *run) for seed in seeds for run in EXPERIMENT_RUNS]
+    jobs = experiment_jobs(seeds)
     results: list[dict[str, object]] = []
     for seed, protocol, arch, width in jobs:
         try:
