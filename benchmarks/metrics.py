@@ -6,7 +6,7 @@
   network simplex ``ot.emd2`` (same value; the anchor).
 * The whole protocol (normalise, 2 × 100k samples, all metrics, EMD) on one real mesh.
 
-    .venv/bin/python benchmarks/metrics.py [--points 100000] [--skip-brute]
+    .venv/bin/python benchmarks/metrics.py [--points 100000] [--skip-brute] [--threads N]
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--skip-brute", action="store_true", help="skip the slow brute-force anchor")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     console = Console()
     rng = np.random.default_rng(0)
     n = args.points

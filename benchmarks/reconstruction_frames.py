@@ -7,7 +7,7 @@ the same run on the same patches; equivision's ``local_frames`` does more (float
 degenerate cases) with either the closed-form 3×3 eigensolver or batched ``eigh``. Also: K-NN
 patch search and the exact closest points used to prepare training data.
 
-    .venv/bin/python benchmarks/reconstruction_frames.py [--patches 262144] [--k 32] [--device cpu]
+    .venv/bin/python benchmarks/reconstruction_frames.py [--patches 262144] [--k 32] [--threads N]
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=262_144)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     console = Console()
