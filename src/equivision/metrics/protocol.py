@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -46,7 +46,6 @@ class ReconstructionMetrics:
     n_points: int
     emd_points: int
     scale: float  # the reference's longest bounding-box side (its original units)
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly: threshold keys become strings such as ``"0.01"``."""
