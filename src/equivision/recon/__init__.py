@@ -1,6 +1,7 @@
 """Pose-invariant surface reconstruction (PEIF): K-NN patches, canonical local frames, and
 training-data preparation (:mod:`equivision.recon.data`)."""
 
+from equivision.recon.closest import closest_points_on_mesh, closest_points_on_triangles
 from equivision.recon.frames import (
     AXIS1_FROM_ANCHOR,
     AXIS2_FROM_ANCHOR,
@@ -27,6 +28,8 @@ __all__ = [
     "CanonicalPatches",
     "LocalFrames",
     "canonical_patches",
+    "closest_points_on_mesh",
+    "closest_points_on_triangles",
     "gather_patches",
     "knn_indices",
     "knn_patches",
