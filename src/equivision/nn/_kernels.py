@@ -127,8 +127,8 @@ def odd_size_for_scale(kernel_size: int, scale: float) -> int:
 def scale_matrix(kernel_size: int, scale: float) -> tuple[Tensor, int]:
     """``(K_s², K²)`` float64 matrix taking a ``K × K`` kernel ``k`` to ``k(y / s) / s²`` on a
     ``K_s × K_s`` grid (bilinear interpolation of ``k`` between its pixel centres, zero
-    outside), and ``K_s``. Dividing by ``s²`` keeps the kernel's integral (its response to
-    a constant image) independent of the scale."""
+    outside), and ``K_s``. Dividing by ``s²`` keeps the integral of a smooth kernel (its
+    response to a constant image) about independent of the scale."""
     ks = odd_size_for_scale(kernel_size, scale)
     pad = (ks - kernel_size) // 2
     basis = torch.zeros(kernel_size * kernel_size, ks, ks, dtype=torch.float64)

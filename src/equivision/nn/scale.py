@@ -3,8 +3,8 @@
 Feature maps are plain tensors ``(B, C, S, H, W)``, the scale axis ordered as ``scales``
 (increasing, ``s_0 ≥ 1``). The kernel at scale ``s`` is the base ``K × K`` kernel magnified,
 ``k_s(y) = k(y / s) / s²`` (bilinear interpolation between the base pixels; the ``1/s²``
-keeps the response to a constant image the same at every scale), on the smallest odd grid
-``K_s ≥ K·s`` that holds it, so a larger scale costs a larger kernel, not a coarser one.
+keeps a smooth kernel's response to a constant image about the same at every scale), on
+the smallest odd grid ``K_s ≥ K·s`` that holds it: a larger scale costs a larger kernel.
 Following ``../shared/papers/method-notes.md`` §1 with ``(L_g f)(x) = f(x / s_g)``:
 
 * :class:`ScaleLiftingConv2d`: ``(k ⋆̃ f)(x, s) = Σ_y k_s(y) f(x + y)``;
