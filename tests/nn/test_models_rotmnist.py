@@ -1,0 +1,136 @@
+"""Ready G-CNN models, the rotated-MNIST data and the rotmnist task (a few training steps
+through the ordinary trainer)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from equivision.data.rotmnist import make_split, rescale_images, rot90_images, rotate_images
+from equivision.errors import ConfigError, InvalidInputError, ShapeError
+from equivision.groups import SO2, act_on_image
+from equivision.models.gcnn import (
+    GCNNConfig,
+    PlainCNN,
+    ScaleCNN,
+    build_gcnn,
+    count_parameters,
+    matched_plain_width,
+    p4cnn,
+)
+
+
+def _digits(n: int = 60) -> tuple[torch.Tensor, torch.Tensor, str]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.zeros(n, 28, 28)
+    images[:, 8:20, 12:16] = torch.rand(n, 12, 4, generator=g)  # an off-centre bar
+    return images, torch.arange(n) % 10, "test"
+
+
+@pytest.mark.parametrize("arch", ["plain", "p4", "p4m", "p8", "scale"])
+def test_models_map_digits_to_logits(arch):
+    model = build_gcnn(GCNNConfig(arch=arch, width=3, depth=3)).eval()
+    out = model(torch.rand(2, 1, 28, 28))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_e2cnn_anchor_model_builds():
+    pytest.importorskip("e2cnn")
+    model = build_gcnn(GCNNConfig(arch="e2cnn_c8", width=2, depth=3)).eval()
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_plain_baseline_matches_p4_parameter_count():
+    for width in (4, 8, 12):
+        p4 = count_parameters(p4cnn(width=width))
+        plain = count_parameters(build_gcnn(GCNNConfig(arch="plain", width=width)))
+        assert abs(plain - p4) <= 0.1 * p4, (width, plain, p4)  # one channel is ~8% at width 4
+    w = matched_plain_width(10_000)
+    assert count_parameters(PlainCNN(w)) <= 10_000 < count_parameters(PlainCNN(w + 2))
+
+
+def test_scale_model_features_have_width():
+    m = ScaleCNN(width=3, depth=2, num_scales=2).eval()
+    assert m.features(torch.rand(2, 1, 16, 16)).shape == (2, 3)
+
+
+def test_model_config_and_input_errors():
+    with pytest.raises(ConfigError, match="arch"):
+        GCNNConfig(arch="p5")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="width"):
+        GCNNConfig(width=0)
+    with pytest.raises(ConfigError, match="dropout"):
+        GCNNConfig(dropout=1.5)
+    with pytest.raises(ShapeError, match="at least 4"):
+        p4cnn(width=2)(torch.rand(1, 1, 3, 3))
+    with pytest.raises(InvalidInputError):
+        matched_plain_width(0)
+
+
+# ----------------------------------------------------------------------------- data
+
+def test_split_is_fixed_and_disjoint():
+    d = _digits()
+    a1 = make_split("A", n_train=40, n_test=20, digits=d)
+    a2 = make_split("A", n_train=40, n_test=20, digits=d)
+    assert torch.equal(a1.train_images, a2.train_images)
+    assert torch.equal(a1.test_labels, a2.test_labels)
+    b = make_split("B", n_train=40, n_test=20, digits=d)
+    # B trains upright on the same digits and tests on the same rotated digits as A
+    assert torch.equal(b.test_images, a1.test_images)
+    assert torch.equal(b.train_labels, a1.train_labels)
+    assert not torch.equal(b.train_images, a1.train_images)
+    assert a1.train_images.shape == (40, 1, 28, 28) and a1.test_images.shape == (20, 1, 28, 28)
+    # train and test are different digits: the split is a permutation
+    other = make_split("A", split_seed=5, n_train=40, n_test=20, digits=d)
+    assert not torch.equal(other.test_upright, a1.test_upright)
+
+
+def test_transforms_match_the_group_actions():
+    x = torch.rand(3, 28, 28)
+    angles = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    for i in range(3):
+        ref = act_on_image(SO2(), angles[i], x[i])
+        torch.testing.assert_close(rotate_images(x, angles)[i], ref)
+    torch.testing.assert_close(rot90_images(x, torch.tensor([0, 1, 3])),
+                               torch.stack([x[0], torch.rot90(x[1], 1), torch.rot90(x[2], 3)]))
+    small = rescale_images(x, torch.tensor([0.5, 0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(small[2], x[2])
+    assert float(small[0, :5].abs().sum()) == 0.0  # shrunk about the centre: border empty
+
+
+def test_split_bad_input():
+    with pytest.raises(InvalidInputError, match="protocol"):
+        make_split("C", digits=_digits())
+    with pytest.raises(InvalidInputError, match="n_train"):
+        make_split("A", n_train=50, n_test=20, digits=_digits())
+
+
+# ----------------------------------------------------------------------------- task
+
+def test_rotmnist_task_trains_a_few_steps(tmp_path, data_root):
+    from equivision.tasks.rotmnist import RotMNISTTask
+    from equivision.training import train
+
+    cfg = {"train": {"steps": 3, "batch_size": 8, "device": "cpu", "log_every": 1},
+           "task": {"protocol": "B", "n_train": 32, "n_test": 16,
+                    "model": {"arch": "p4", "width": 2, "depth": 2}}}
+    res = train(RotMNISTTask(), cfg, tmp_path / "run", progress=False)
+    assert set(res.eval_metrics) >= {"error", "error_upright", "error_rot90", "loss"}
+    # P4 is exactly invariant to quarter turns: upright and rot90 errors agree
+    assert res.eval_metrics["error_upright"] == res.eval_metrics["error_rot90"]
+    from equivision.training import evaluate_run
+
+    step, metrics = evaluate_run(RotMNISTTask(), tmp_path / "run")
+    assert step == 3 and metrics["error"] == pytest.approx(res.eval_metrics["error"])
+
+
+def test_rotmnist_config_errors():
+    from equivision.tasks.rotmnist import RotMNISTConfig
+
+    with pytest.raises(ConfigError, match="protocol"):
+        RotMNISTConfig(protocol="Z")
+    with pytest.raises(ConfigError, match="10,000"):
+        RotMNISTConfig(n_train=9000, n_test=2000)
+    with pytest.raises(ConfigError, match="in_channels"):
+        RotMNISTConfig(model=GCNNConfig(in_channels=3))
