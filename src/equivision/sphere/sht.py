@@ -32,12 +32,12 @@ _SQRT2 = math.sqrt(2.0)
 def _index_tables(bandwidth: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Gather indices between real coefficients ``l·l + l + m`` and the stacked products
     ``(2 [cos, sin], B [|m|], B [l])`` flattened: ``fwd[i]`` is the product row of coefficient
-    ``i``; ``inv[r]`` is the coefficient of product row ``r`` (``B²``, a zero column, where
-    ``l < |m|`` or for the sine part of ``m = 0``)."""
+    ``i``; ``inv[r]`` is the coefficient of product row ``r`` (any index where ``l < |m|`` or for
+    the sine part of ``m = 0``: the inverse table is zero there, so it never contributes)."""
     b = bandwidth
     ls, ms = degree_order(b)
     fwd = ((ms < 0).long() * b + ms.abs()) * b + ls
-    inv = torch.full((2 * b * b,), b * b, dtype=torch.int64)
+    inv = torch.zeros(2 * b * b, dtype=torch.int64)
     inv[fwd] = torch.arange(b * b)
     return fwd.to(device), inv.to(device)
 
@@ -46,7 +46,8 @@ def _index_tables(bandwidth: int, device: torch.device) -> tuple[Tensor, Tensor]
 def _tables(bandwidth: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     """Forward ``(2 [cos, sin], B [m], B [l], 2B [j])`` (quadrature-weighted) and inverse
     ``(2, B [m], B [l], 2B [j])`` Legendre tables, built in float64. The sine terms are
-    ``−Im`` of the FFT (forward) and enter the inverse FFT as ``−Im`` too, hence the ``−1``."""
+    ``−Im`` of the FFT (forward) and enter the inverse FFT as ``−Im`` too, hence the ``−1``;
+    the inverse sine table of ``m = 0`` is zero (the inverse FFT ignores that entry)."""
     b = bandwidth
     p = legendre_table(b - 1, Grid(b).theta())  # (m, l, j), zero for l < m
     w = Grid(b).weights()
@@ -57,6 +58,7 @@ def _tables(bandwidth: int, dtype: torch.dtype, device: torch.device) -> tuple[T
     fwd = p * w * scale_f[:, None, None]
     inv = p * scale_i[:, None, None]
     fwd, inv = torch.stack([fwd, -fwd]), torch.stack([inv, -inv])
+    inv[1, 0] = 0.0
     return fwd.to(dtype=dtype, device=device), inv.to(dtype=dtype, device=device)
 
 
@@ -126,8 +128,7 @@ def isht(coeffs: Tensor, bandwidth: int | None = None, *, check: bool = True) ->
     n = c.shape[0]
     _, inv = _tables(b, c.dtype, c.device)
     _, idx = _index_tables(b, c.device)
-    padded = torch.cat([c, c.new_zeros(n, 1)], dim=1)
-    cols = padded.index_select(1, idx).reshape(n, 2, b, b).permute(1, 2, 0, 3)  # (2, m, N, l)
+    cols = c.index_select(1, idx).reshape(n, 2, b, b).permute(1, 2, 0, 3)  # (2, m, N, l)
     prod = torch.matmul(cols, inv)  # (2, m, N, 2B [j])
     spec = torch.complex(prod[0], prod[1]).permute(1, 2, 0)  # (N, j, m)
     out = torch.fft.irfft(spec, n=2 * b, dim=-1, norm="forward")
