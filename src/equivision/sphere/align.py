@@ -78,7 +78,8 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
         i_best = vals.argmax(-1)
         c_pts = vals.gather(-1, i_best[:, None])[:, 0]
         better = c_pts > best_c
-        best_r = torch.where(better[:, None, None], rots[torch.arange(n_pairs), i_best], best_r)
+        pick = rots[torch.arange(n_pairs, device=rots.device), i_best]
+        best_r = torch.where(better[:, None, None], pick, best_r)
         best_c = torch.where(better, c_pts, best_c)
         if it == steps:
             break

@@ -89,7 +89,8 @@ def rotation_to_so3_grid(rotation: Tensor, bandwidth: int) -> Tensor:
     fa = torch.floor(torch.remainder(al, 2 * math.pi) / step)
     fb = torch.floor(be * n / math.pi - 0.5)
     fg = torch.floor(torch.remainder(ga, 2 * math.pi) / step)
-    offs = torch.tensor([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.float64)
+    offs = torch.tensor([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)],
+                        dtype=torch.float64, device=r.device)
     cand = torch.stack([fa, fb, fg], -1)[..., None, :] + offs  # (..., 8, 3)
     ia = torch.remainder(cand[..., 0], n)
     ib = cand[..., 1].clamp(0, n - 1)
