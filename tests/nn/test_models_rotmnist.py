@@ -37,7 +37,13 @@ def test_models_map_digits_to_logits(arch):
 def test_e2cnn_anchor_model_builds():
     pytest.importorskip("e2cnn")
     model = build_gcnn(GCNNConfig(arch="e2cnn_c8", width=2, depth=3)).eval()
-    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    x = torch.rand(2, 1, 28, 28)
+    assert model(x).shape == (2, 10)
+    # a checkpoint saved in training mode loads into a fresh model (no cached filters)
+    state = model.train().state_dict()
+    fresh = build_gcnn(GCNNConfig(arch="e2cnn_c8", width=2, depth=3))
+    fresh.load_state_dict(state, strict=True)
+    torch.testing.assert_close(fresh.eval()(x), model.eval()(x))
 
 
 def test_plain_baseline_matches_p4_parameter_count():

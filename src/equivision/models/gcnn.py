@@ -209,6 +209,9 @@ class E2CNNC8(_Classifier):
         self.blocks = enn.SequentialModule(*layers)
         self.width, self.projection = width, projection
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        # e2cnn caches expanded filters as buffers until .train() drops them; drop them now
+        # so that a fresh model's state_dict matches checkpoints saved in training mode
+        self.train()
 
     def features(self, x: Tensor) -> Tensor:
         from e2cnn import nn as enn

@@ -98,7 +98,7 @@ class RotMNISTTask(Task):
 EXPERIMENT_RUNS: tuple[tuple[str, str, int], ...] = (
     ("A", "plain", 8), ("A", "p4", 8), ("A", "p8", 6), ("A", "e2cnn_c8", 6),
     ("B", "plain", 8), ("B", "p4", 8), ("B", "p8", 6), ("B", "e2cnn_c8", 6),
-    ("scale", "plain", 8), ("scale", "scale", 8),
+    ("scale", "plain", 8), ("scale", "scale", 12),
 )
 _SLOW = {"p8", "e2cnn_c8"}
 
@@ -119,7 +119,7 @@ def experiment_jobs(seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple[int, str, 
     return out
 
 
-EXPERIMENT_TRAIN = {"steps": 1000, "batch_size": 64, "lr": 3e-3, "schedule": "cosine",
+EXPERIMENT_TRAIN = {"steps": 1000, "batch_size": 64, "lr": 1e-2, "schedule": "cosine",
                     "device": "cpu", "log_every": 50}
 
 
@@ -155,9 +155,8 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
         t0 = time.perf_counter()
         res = train(RotMNISTTask(), cfg, out / f"{protocol}_{arch}_s{seed}", overwrite=True,
                     progress=False)
-        from equivision.models import load
-
-        params = count_parameters(load(out / f"{protocol}_{arch}_s{seed}"))
+        params = count_parameters(RotMNISTTask().build_model(
+            RotMNISTConfig(protocol=protocol, model=GCNNConfig(arch=arch, width=width))))
         results.append({"protocol": protocol, "arch": arch, "width": width, "seed": seed,
                         "params": params, "seconds": time.perf_counter() - t0,
                         "threads": torch.get_num_threads(), **res.eval_metrics})
@@ -166,10 +165,57 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
     return results
 
 
-if __name__ == "__main__":  # python -m equivision.tasks.rotmnist OUT_DIR [SHARD NUM_SHARDS]
+
+
+def summarize_experiment(out_dir: str) -> str:
+    """A Markdown table (mean ± std over the seeds found) from every
+    ``out_dir/results_*.json`` written by :func:`run_experiment`."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    rows: list[dict[str, object]] = []
+    for p in sorted(Path(out_dir).glob("results_*.json")):
+        rows += json.loads(p.read_text(encoding="utf-8"))
+    if not rows:
+        raise ConfigError(f"{out_dir} holds no results_*.json; run the experiment first")
+    metrics = (("A", "error", "A: rotated → rotated"), ("B", "error", "B: upright → rotated"),
+               ("B", "error_rot90", "B: upright → 90° steps"),
+               ("B", "error_upright", "B: upright → upright"),
+               ("scale", "error", "scale: [0.3, 1] → [0.3, 1]"))
+    archs = [a for a in ("plain", "p4", "p8", "e2cnn_c8", "scale")
+             if any(r["arch"] == a for r in rows)]
+
+    def cell(protocol: str, arch: str, key: str) -> str:
+        vals = [float(r[key]) for r in rows if r["protocol"] == protocol and r["arch"] == arch]
+        if not vals:
+            return "—"
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        return f"{statistics.mean(vals):.2f} ± {sd:.2f} (n={len(vals)})"
+
+    names = {"plain": "plain CNN", "p4": "P4 (ours)", "p8": "P8 (ours)",
+             "e2cnn_c8": "C8 e2cnn", "scale": "scale (ours)"}
+    out = ["| test error % | " + " | ".join(names[a] for a in archs) + " |",
+           "|---|" + "---|" * len(archs)]
+    for protocol, key, label in metrics:
+        out.append(f"| {label} | " + " | ".join(cell(protocol, a, key) for a in archs) + " |")
+    params = {a: next(int(r["params"]) for r in rows if r["arch"] == a) for a in archs}
+    minutes = {a: statistics.mean(float(r["seconds"]) for r in rows if r["arch"] == a) / 60
+               for a in archs}
+    out.append("| parameters | " + " | ".join(f"{params[a]:,}" for a in archs) + " |")
+    out.append("| minutes per run | " + " | ".join(f"{minutes[a]:.1f}" for a in archs) + " |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    # python -m equivision.tasks.rotmnist OUT_DIR [SHARD NUM_SHARDS]: run (a share of) it
+    # python -m equivision.tasks.rotmnist OUT_DIR --summary: print the table
     import sys
 
-    torch.set_num_threads(1)
     args = sys.argv[1:]
-    run_experiment(args[0], shard=int(args[1]) if len(args) > 1 else 0,
-                   num_shards=int(args[2]) if len(args) > 2 else 1)
+    if len(args) > 1 and args[1] == "--summary":
+        print(summarize_experiment(args[0]), end="")
+    else:
+        torch.set_num_threads(1)
+        run_experiment(args[0], shard=int(args[1]) if len(args) > 1 else 0,
+                       num_shards=int(args[2]) if len(args) > 2 else 1)
