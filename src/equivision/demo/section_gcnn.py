@@ -39,7 +39,7 @@ def _lifting_figure(ctx: DemoContext, digit: torch.Tensor) -> float:
         y, y_rot = lift(x)[0, 0], lift(x_rot)[0, 0]
     err = float((y_rot - group_image_action(C4)(torch.tensor(1), y[None])[0]).norm() / y.norm())
     vmax = float(y.abs().max())
-    fig, axes = plt.subplots(2, 5, figsize=(10, 4.4))
+    fig, axes = plt.subplots(2, 5, figsize=(10, 4.9))
     for row, (img, maps, label) in enumerate(((x[0, 0], y, "digit"),
                                               (x_rot[0, 0], y_rot, "digit rotated +90°"))):
         axes[row, 0].imshow(img.numpy(), cmap="gray")
