@@ -133,7 +133,9 @@ error comes from resampling the image at 45°):
 Protocol B in miniature (2,000 upright training digits, 400 steps, then the test digits
 upright, turned by random multiples of 90°, and at any angle; error in %). The P4 model
 is exactly invariant to quarter turns, so its two first columns agree; the plain CNN,
-with about the same number of parameters, has never seen a turned digit:
+with about the same number of parameters, has never seen a turned digit. The price of
+invariance shows in the upright column: a classifier invariant to half turns cannot tell
+a 6 from an upside-down 9.
 
 {mini}
 The full experiment (8,000 / 2,000 digits, 3 seeds, P8, scale CNN and e2cnn's C8 anchor)
