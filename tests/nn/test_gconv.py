@@ -267,8 +267,9 @@ def test_gradcheck(group, basis):
 
 # ----------------------------------------------------------------------------- export
 
-def test_p4_model_exports_with_torch_export():
-    model = p4cnn(width=2, depth=3).eval()
+@pytest.mark.parametrize("make", [p4cnn, p8cnn], ids=["P4", "P8"])
+def test_model_exports_with_torch_export(make):
+    model = make(width=2, depth=3).eval()
     x = torch.rand(2, 1, 28, 28)
     ep = torch.export.export(model, (x,))
     torch.testing.assert_close(ep.module()(x), model(x))
