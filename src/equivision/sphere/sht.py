@@ -90,9 +90,9 @@ def sht(signal: Tensor, bandwidth: int | None = None, *, check: bool = True) -> 
     lead = signal.shape[:-2]
     x = signal.reshape(-1, 2 * b, 2 * b)
     fwd, _ = _tables(b, x.dtype, x.device)
-    spec = torch.fft.rfft(x, dim=-1)[..., :b].transpose(1, 2)  # (N, B [m], 2B [j])
-    # real and imaginary parts as (N, m, j) blocks, read by the matmul as (m, j, N)
-    parts = torch.stack([spec.real, spec.imag]).permute(0, 2, 3, 1)  # (2, m, j, N) view
+    spec = torch.fft.rfft(x, dim=-1)[..., :b].permute(2, 0, 1)  # (B [m], N, 2B [j]) view
+    # real and imaginary parts as (c, m, N, j) blocks, read by the matmul as (c, m, j, N)
+    parts = torch.stack([spec.real, spec.imag]).transpose(-1, -2)
     prod = torch.matmul(fwd, parts)  # (2, m, l, N)
     idx, _ = _index_tables(b, x.device)
     out = prod.reshape(-1, prod.shape[-1]).index_select(0, idx)  # (B², N)
