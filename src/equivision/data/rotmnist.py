@@ -8,7 +8,8 @@ are split once, by ``split_seed``, into 8,000 training and 2,000 test digits. Th
   uniformly in [0, 2π) (bilinear; one fixed angle per digit, from ``transform_seed``);
 * protocol ``"B"``: train upright, test rotated as in A;
 * protocol ``"scale"``: train and test digits each shrunk about the centre by a factor
-  drawn uniformly in [0.3, 1].
+  drawn uniformly in [0.3, 1];
+* protocol ``"scale_B"``: train at full size, test shrunk as in ``"scale"``.
 
 Every test set also comes as the upright digits and as the digits rotated by a random
 multiple of 90° (an exact pixel permutation): :class:`RotMNISTSplit`.
@@ -25,7 +26,7 @@ from torch import Tensor
 from equivision.errors import InvalidInputError
 from equivision.groups import transform_image
 
-PROTOCOLS = ("A", "B", "scale")
+PROTOCOLS = ("A", "B", "scale", "scale_B")
 N_TRAIN, N_TEST = 8000, 2000
 SCALE_RANGE = (0.3, 1.0)
 
@@ -80,7 +81,7 @@ def load_digits(n: int | None = None) -> tuple[Tensor, Tensor, str]:
 def make_split(protocol: str = "A", *, split_seed: int = 0, transform_seed: int = 1,
                n_train: int = N_TRAIN, n_test: int = N_TEST,
                digits: tuple[Tensor, Tensor, str] | None = None) -> RotMNISTSplit:
-    """The tensors of ``protocol`` (``"A"``, ``"B"`` or ``"scale"``).
+    """The tensors of ``protocol`` (``"A"``, ``"B"``, ``"scale"`` or ``"scale_B"``).
 
     ``digits``: ``(images (N, 28, 28), labels (N,), source)`` to use instead of
     :func:`load_digits` (tests pass a small set). The split permutes the digits with
@@ -111,8 +112,10 @@ def make_split(protocol: str = "A", *, split_seed: int = 0, transform_seed: int 
         train, test = rotate_images(x_tr, train_angles), rotate_images(x_te, test_angles)
     elif protocol == "B":
         train, test = x_tr, rotate_images(x_te, test_angles)
-    else:
+    elif protocol == "scale":
         train, test = rescale_images(x_tr, train_scales), rescale_images(x_te, test_scales)
+    else:
+        train, test = x_tr, rescale_images(x_te, test_scales)
     return RotMNISTSplit(
         train_images=train[:, None].contiguous(), train_labels=labels[tr].clone(),
         test_images=test[:, None].contiguous(), test_upright=x_te[:, None].contiguous(),

@@ -25,7 +25,8 @@ from equivision.training.tasks import Task, register_task
 @dataclass
 class RotMNISTConfig:
     protocol: str = "A"
-    """A: train and test rotated; B: train upright, test rotated; scale: rescaled by [0.3, 1]."""
+    """A: train and test rotated; B: train upright, test rotated; scale: train and test
+    shrunk by [0.3, 1]; scale_B: train full size, test shrunk."""
     split_seed: int = 0
     transform_seed: int = 1
     n_train: int = 8000
@@ -99,6 +100,7 @@ EXPERIMENT_RUNS: tuple[tuple[str, str, int], ...] = (
     ("A", "plain", 8), ("A", "p4", 8), ("A", "p8", 6), ("A", "e2cnn_c8", 6),
     ("B", "plain", 8), ("B", "p4", 8), ("B", "p8", 6), ("B", "e2cnn_c8", 6),
     ("scale", "plain", 8), ("scale", "scale", 12),
+    ("scale_B", "plain", 8), ("scale_B", "scale", 12),
 )
 _SLOW = {"p8", "e2cnn_c8"}
 
@@ -182,7 +184,9 @@ def summarize_experiment(out_dir: str) -> str:
     metrics = (("A", "error", "A: rotated → rotated"), ("B", "error", "B: upright → rotated"),
                ("B", "error_rot90", "B: upright → 90° steps"),
                ("B", "error_upright", "B: upright → upright"),
-               ("scale", "error", "scale: [0.3, 1] → [0.3, 1]"))
+               ("scale", "error", "scale: [0.3, 1] → [0.3, 1]"),
+               ("scale_B", "error", "scale B: 1 → [0.3, 1]"),
+               ("scale_B", "error_upright", "scale B: 1 → 1"))
     archs = [a for a in ("plain", "p4", "p8", "e2cnn_c8", "scale")
              if any(r["arch"] == a for r in rows)]
 
