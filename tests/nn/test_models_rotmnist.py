@@ -88,6 +88,11 @@ def test_split_is_fixed_and_disjoint():
     assert torch.equal(b.train_labels, a1.train_labels)
     assert not torch.equal(b.train_images, a1.train_images)
     assert a1.train_images.shape == (40, 1, 28, 28) and a1.test_images.shape == (20, 1, 28, 28)
+    # scale_B: trains like B (full size, upright), tests like scale (shrunk)
+    sc = make_split("scale", n_train=40, n_test=20, digits=d)
+    sb = make_split("scale_B", n_train=40, n_test=20, digits=d)
+    assert torch.equal(sb.train_images, b.train_images)
+    assert torch.equal(sb.test_images, sc.test_images)
     # train and test are different digits: the split is a permutation
     other = make_split("A", split_seed=5, n_train=40, n_test=20, digits=d)
     assert not torch.equal(other.test_upright, a1.test_upright)
