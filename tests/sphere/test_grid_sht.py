@@ -152,6 +152,11 @@ def test_gradcheck_sht_isht() -> None:
     c = torch.randn(2, 9, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(sht, (f,))
     assert torch.autograd.gradcheck(isht, (c,))
+    # from B = 24 on, isht takes its outer-axis FFT route
+    big_f = torch.randn(2, 48, 48, dtype=torch.float64, generator=gen, requires_grad=True)
+    big_c = torch.randn(2, 576, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(sht, (big_f,), fast_mode=True)
+    assert torch.autograd.gradcheck(isht, (big_c,), fast_mode=True)
 
 
 def test_bad_inputs_raise_typed_errors() -> None:
