@@ -50,7 +50,11 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 PRETRAINED_FORMAT = "equivision-pretrained/1"
 
 # Modules that register models when imported; a new model family adds its module here.
-MODEL_MODULES: list[str] = ["equivision.models.toy", "equivision.models.peif"]
+MODEL_MODULES: list[str] = [
+    "equivision.models.toy",
+    "equivision.models.peif",
+    "equivision.models.spherical_cnn",
+]
 
 
 @dataclass(frozen=True)
