@@ -304,7 +304,7 @@ def test_bad_input_shapes_name_the_expected_shape():
         conv(torch.randn(1, 3, 8, 8))                    # an image, not a group map
     with pytest.raises(ShapeError, match=r"\(B, 3, 4, H, W\)"):
         conv(torch.randn(1, 3, 8, 8, 8))                 # group axis of the wrong size
-    with pytest.raises(ShapeError, match=r"\(B, 4, \|H\|, H, W\)"):
+    with pytest.raises(ShapeError, match=r"\(B, 4, \|G\|, H, W\)"):
         GroupBatchNorm(4)(torch.randn(1, 3, 4, 8, 8))
     with pytest.raises(ShapeError, match="H, W"):
         GroupProjection()(torch.randn(1, 3, 8, 8))

@@ -1,6 +1,6 @@
 """G-CNN layers for the roto-translation groups ``Z² ⋊ C_N`` and ``Z² ⋊ D_N``.
 
-Feature maps on the group are plain tensors ``(B, C, |H|, H, W)``: ``C`` channels, the
+Feature maps on the group are plain tensors ``(B, C, |G|, H, W)``: ``C`` channels, the
 group axis ordered as ``group.elements()`` (``CyclicGroup(N)``: rotations by ``2πk/N``;
 ``DihedralGroup(N)``: ``(k, 0)`` for every ``k``, then ``(k, 1)``), and the image plane with
 y pointing up the rows, as in :mod:`equivision.groups.signals`. The layers follow the
@@ -44,8 +44,8 @@ def check_image_batch(x: Tensor, channels: int, what: str) -> None:
 
 
 def check_group_batch(x: Tensor, channels: int | None, order: int | None, what: str,
-                      axis: str = "|H|") -> None:
-    """Group feature maps ``(B, C, |H|, H, W)``; ``None`` skips a size check."""
+                      axis: str = "|G|") -> None:
+    """Group feature maps ``(B, C, |G|, H, W)``; ``None`` skips a size check."""
     c_txt = "C" if channels is None else str(channels)
     g_txt = axis if order is None else str(order)
     want = f"(B, {c_txt}, {g_txt}, H, W)"
