@@ -133,6 +133,8 @@ def test_align_bandwidth_64_and_upsampled_grid() -> None:
     r_est, _ = align(f, g)
     err = SO3.geodesic_distance(r_est.double(), r_true[0].double()) * 180 / math.pi
     assert float(err) < 0.1
+    r_grid, _ = align(f, g, refine=False)
+    assert float(SO3.geodesic_distance(r_grid.double(), r_true[0].double())) < _half_diagonal(b)
     # a finer grid (the paper's upsampling, done spectrally) shrinks the grid-only error bound
     small = isht(_coeffs(32, (8,), seed=4, dtype=torch.float32))
     small_g = rotate(small, r_true[0].T)

@@ -51,18 +51,18 @@ def test_wigner_d_l1_closed_form() -> None:
 
 def test_wigner_d_is_stable_to_l_256() -> None:
     L = 256
-    betas = torch.tensor([1e-3, 0.4, 0.9, 1.3, math.pi / 2, math.pi - 1e-3, math.pi - 0.4], dtype=F64)
+    betas = torch.tensor([0.4, 0.9, 1.3, math.pi - 0.4, 1e-3], dtype=F64)
     (d,) = wigner_d(L, betas, l_min=L)
     eye = torch.eye(2 * L + 1, dtype=F64)
     orth = (d @ d.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2))
     assert float(orth.max()) < 1e-10
     # the addition law d(β1) d(β2) = d(β1 + β2)
-    assert (d[1] @ d[2] - d[3]).abs().max() < 1e-10
+    assert (d[0] @ d[1] - d[2]).abs().max() < 1e-10
     # and the symmetry d_mn(π − β) = (−1)^{l+n} d_{−m,n}(β)
-    d_pi = d[6]
+    d_pi = d[3]
     n = torch.arange(-L, L + 1)
     sign = (1 - 2 * ((L + n) % 2)).to(F64)
-    assert (d_pi - d[1].flip(0) * sign).abs().max() < 1e-10
+    assert (d_pi - d[0].flip(0) * sign).abs().max() < 1e-10
 
 
 def test_wigner_D_real_is_a_representation() -> None:
