@@ -176,6 +176,10 @@ def test_bad_inputs_raise_typed_errors() -> None:
         isht(torch.full((16,), float("inf")))
     with pytest.raises(InvalidInputError, match="floating"):
         sht(torch.zeros(8, 8, dtype=torch.int64))
+    with pytest.raises(InvalidInputError, match="float32 or float64"):
+        sht(torch.zeros(8, 8, dtype=torch.float16))
+    with pytest.raises(InvalidInputError, match="float32 or float64"):
+        isht(torch.zeros(16, dtype=torch.complex64))
     with pytest.raises(ShapeError, match="B²"):
         isht(torch.zeros(3, 10))
     with pytest.raises(ShapeError, match="bandwidth"):

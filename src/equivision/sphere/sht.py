@@ -80,11 +80,15 @@ def _check_finite_fast(t: Tensor, name: str) -> None:
         check_finite(t, name)
 
 
+def _check_dtype(t: Tensor, name: str) -> None:
+    if t.dtype not in (torch.float32, torch.float64):
+        raise InvalidInputError(f"{name} must be float32 or float64, got {t.dtype}; convert it with .float()")
+
+
 def _check_signal(signal: Tensor, bandwidth: int | None, check: bool) -> int:
     b = grid_bandwidth(signal, bandwidth)
     check_floating(signal, "signal")
-    if signal.is_complex():
-        raise InvalidInputError("signal must be real (float32/float64), got a complex tensor")
+    _check_dtype(signal, "signal")
     if check:
         _check_finite_fast(signal, "signal")
     return b
@@ -124,8 +128,7 @@ def _check_coeffs(coeffs: Tensor, bandwidth: int | None, check: bool) -> int:
     if coeffs.ndim < 1:
         raise ShapeError("coeffs must have shape (..., B²), got a scalar")
     check_floating(coeffs, "coeffs")
-    if coeffs.is_complex():
-        raise InvalidInputError("coeffs must be real spherical harmonic coefficients, got a complex tensor")
+    _check_dtype(coeffs, "coeffs")
     k = coeffs.shape[-1]
     b = math.isqrt(k)
     if b * b != k or b == 0:
