@@ -54,6 +54,7 @@ MODEL_MODULES: list[str] = [
     "equivision.models.toy",
     "equivision.models.peif",
     "equivision.models.spherical_cnn",
+    "equivision.models.equirect_cnn",
 ]
 
 

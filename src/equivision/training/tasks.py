@@ -74,7 +74,11 @@ from torch.utils.data import DataLoader, Dataset
 from equivision.errors import ConfigError
 
 # Modules that register tasks when imported; a later issue adds its module here.
-TASK_MODULES: list[str] = ["equivision.training.toy", "equivision.tasks.recon"]
+TASK_MODULES: list[str] = [
+    "equivision.training.toy",
+    "equivision.tasks.recon",
+    "equivision.tasks.shapes_sphere",
+]
 
 Batch = Any
 

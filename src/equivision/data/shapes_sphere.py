@@ -1,0 +1,162 @@
+"""Ray-cast shape classification data for the spherical CNN (``shapes-sphere``).
+
+Two collections: the 10 ShapeNet classes of the shared data (canonically aligned, up = +y) and
+the project's procedural families (also up = +y). Each mesh becomes ``rotations`` ray-cast
+signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.geometry.raycast.raycast_sphere`)
+under the protocol's rotations:
+
+* ``upright-upright``: train and test rotated about the up axis only;
+* ``so3-so3``: train and test in arbitrary orientations (uniform on SO(3));
+* ``upright-so3``: train about the up axis, test in arbitrary orientations.
+
+Splits are fixed: for ShapeNet, in each class (files sorted by name) every fourth object,
+starting with the fourth, is a test object (at least one per class); for procedural shapes,
+training shapes use seeds ``0 … n−1`` and test shapes seeds ``10⁶ + i``. Rotations come from
+``rotation_seed``. Signals are cached (safetensors, atomic) under ``cache_dir`` by a digest of
+the configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from equivision.errors import InvalidInputError
+
+PROTOCOLS = ("upright-upright", "so3-so3", "upright-so3")
+COLLECTIONS = ("shapenet10", "procedural")
+
+
+@dataclass(frozen=True)
+class SphereDataConfig:
+    collection: str = "shapenet10"
+    protocol: str = "so3-so3"
+    bandwidth: int = 32
+    train_rotations: int = 16
+    test_rotations: int = 4
+    procedural_train_per_family: int = 12
+    procedural_test_per_family: int = 4
+    rotation_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.collection not in COLLECTIONS:
+            raise InvalidInputError(f"collection must be one of {COLLECTIONS}, got {self.collection!r}")
+        if self.protocol not in PROTOCOLS:
+            raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.bandwidth < 2 or self.train_rotations < 1 or self.test_rotations < 1:
+            raise InvalidInputError("bandwidth must be >= 2 and rotation counts >= 1")
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SphereSplit:
+    train_x: Tensor  # (N, 2, 2B, 2B)
+    train_y: Tensor  # (N,)
+    test_x: Tensor
+    test_y: Tensor
+    classes: list[str]
+
+
+def upright_rotations(n: int, *, seed: int) -> Tensor:
+    """``n`` rotations about the up axis +y with uniform angles ``(n, 3, 3)``."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    c, s = torch.cos(a), torch.sin(a)
+    r = torch.zeros(n, 3, 3, dtype=torch.float64)
+    r[:, 0, 0], r[:, 0, 2], r[:, 1, 1], r[:, 2, 0], r[:, 2, 2] = c, s, 1, -s, c
+    return r
+
+
+def _rotations(kind: str, n: int, seed: int) -> Tensor:
+    from equivision.groups import SO3
+
+    if kind == "upright":
+        return upright_rotations(n, seed=seed)
+    return SO3().random(n, seed=seed, dtype=torch.float64)
+
+
+def _sources(cfg: SphereDataConfig):
+    """[(name, label, loader)] for train and test, and the class names."""
+    if cfg.collection == "shapenet10":
+        from equivision.data import get_collection, mesh_files
+        from equivision.io import load_mesh
+
+        col = get_collection("shapenet10")
+        classes = sorted(col.classes)
+        train, test = [], []
+        for label, cls in enumerate(classes):
+            files = mesh_files("shapenet10", cls)
+            for i, f in enumerate(files):
+                item = (f"{cls}/{f.stem}", label, lambda f=f: load_mesh(f))
+                (test if i % 4 == 3 or (len(files) < 4 and i == len(files) - 1) else train).append(item)
+        return train, test, classes
+    from equivision.data.procedural import FAMILIES, make_shape
+
+    def items(count: int, offset: int):
+        return [
+            (f"{fam}-{offset + i}", label, lambda fam=fam, s=offset + i: make_shape(fam, s).mesh(48))
+            for label, fam in enumerate(FAMILIES)
+            for i in range(count)
+        ]
+
+    return (
+        items(cfg.procedural_train_per_family, 0),
+        items(cfg.procedural_test_per_family, 1_000_000),
+        list(FAMILIES),
+    )
+
+
+def _cast(
+    items, kind: str, n_rot: int, cfg: SphereDataConfig, seed_offset: int, progress
+) -> tuple[Tensor, Tensor]:
+    from equivision.geometry.raycast import raycast_sphere
+
+    xs, ys = [], []
+    for idx, (_name, label, load) in enumerate(items):
+        rots = _rotations(kind, n_rot, cfg.rotation_seed * 1_000_003 + seed_offset + idx)
+        xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots))
+        ys.append(torch.full((n_rot,), label, dtype=torch.long))
+        if progress is not None:
+            progress()
+    return torch.cat(xs), torch.cat(ys)
+
+
+def make_sphere_split(
+    cfg: SphereDataConfig, cache_dir: str | Path = "runs/sphere-data", *, show_progress: bool = True
+) -> SphereSplit:
+    """Ray-cast (or read from the cache) the train and test signals of ``cfg``."""
+    from rich.progress import Progress
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from equivision.io.atomic import atomic_path
+
+    path = Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{cfg.digest()}.safetensors"
+    train, test, classes = _sources(cfg)
+    if path.exists():
+        with safe_open(str(path), framework="pt") as f:
+            data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        return SphereSplit(data["train_x"], data["train_y"], data["test_x"], data["test_y"], classes)
+    train_kind = "so3" if cfg.protocol == "so3-so3" else "upright"
+    test_kind = "upright" if cfg.protocol == "upright-upright" else "so3"
+    with Progress(disable=not show_progress, transient=True) as bar:
+        task = bar.add_task(f"ray casting {cfg.collection}", total=len(train) + len(test))
+        tick = lambda: bar.advance(task)  # noqa: E731
+        tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick)
+        vx, vy = _cast(test, test_kind, cfg.test_rotations, cfg, 500_000, tick)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        save_file(
+            {"train_x": tx.contiguous(), "train_y": ty, "test_x": vx.contiguous(), "test_y": vy},
+            str(tmp),
+            metadata={"config": json.dumps(asdict(cfg))},
+        )
+    return SphereSplit(tx, ty, vx, vy, classes)
