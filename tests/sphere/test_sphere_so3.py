@@ -153,6 +153,18 @@ def test_align_batches_over_pairs_with_broadcasting() -> None:
     assert float(SO3.geodesic_distance(r_est, r_true).max()) * 180 / math.pi < 0.01
 
 
+def test_align_reaches_the_maximum_for_a_symmetric_signal() -> None:
+    # Y_{1,0}-like signals are symmetric about z: every Rz(φ) is a maximiser, and the grid
+    # has no point at β = 0; refinement must still climb to the maximum Σ ĝ²
+    c = torch.zeros(3, 64, dtype=F64)
+    c[:, 2] = 1.0
+    c[:, 6] = 0.3  # (l, m) = (2, 0)
+    g = isht(c)
+    r, score = align(g, g)
+    assert abs(float(score) - float((c**2).sum())) < 1e-9
+    assert float(SO3.to_euler_zyz(r)[1]) < 1e-6  # β = 0: a rotation about z
+
+
 def test_bad_inputs_raise_typed_errors() -> None:
     f = torch.zeros(3, 8, 8)
     with pytest.raises(ShapeError, match="channels"):

@@ -54,13 +54,13 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
     """Newton refinement of ``C`` from rotations ``r0 (N, 3, 3)``; returns ``(R, C(R))``.
 
     Each step evaluates the stencil around the current centre (the centre included, which
-    also checks the previous step), fits the quadratic and moves to its maximum inside a
-    trust region of twice the stencil size. The stencil then follows the step length (at most
-    halving), so it is small near convergence; it stops once every step is below ``tol`` rad.
+    also checks the previous step), fits the quadratic and moves to its maximum: Newton along
+    the directions where the fit is concave, a gradient step along the others, inside a trust
+    region of twice the stencil size. The stencil then shrinks 2× to 8× (following the step
+    length; 4× after a rejected step); it stops once every step is below ``tol`` rad.
     """
     w, fit = _stencil()
     w, fit = w.to(h.device), fit.to(h.device)
-    eye = torch.eye(3, dtype=torch.float64, device=h.device)
     n_pairs = r0.shape[0]
     best_r = r0
     best_c = torch.full((n_pairs,), -torch.inf, dtype=torch.float64, device=h.device)
@@ -75,6 +75,8 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
         else:
             rots = center[:, None] @ SO3.from_rotvec(w * delta)[None]  # (N, 10, 3, 3)
             vals = correlation_at(h, rots)  # (N, 10)
+        # the previous step is rejected if it made the centre worse than the best point so far
+        center_ok = vals[:, 0] >= best_c
         i_best = vals.argmax(-1)
         c_pts = vals.gather(-1, i_best[:, None])[:, 0]
         better = c_pts > best_c
@@ -83,8 +85,6 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
         best_c = torch.where(better, c_pts, best_c)
         if it == steps:
             break
-        # a centre that got worse than the best point falls back to it
-        center_ok = vals[:, 0] >= best_c
         coef = vals @ fit.t()  # (N, 10), in units of δ
         g = coef[:, 1:4] / delta
         hd = coef[:, 4:7] / delta**2
@@ -92,20 +92,25 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
         hess = torch.stack([torch.stack([hd[:, 0], ho[:, 0], ho[:, 1]], -1),
                             torch.stack([ho[:, 0], hd[:, 1], ho[:, 2]], -1),
                             torch.stack([ho[:, 1], ho[:, 2], hd[:, 2]], -1)], -2)
-        # a maximum needs H < 0; elsewhere take a gradient step of the stencil size
-        concave = torch.linalg.eigvalsh(hess).amax(-1) < 0
-        safe_h = torch.where(concave[:, None, None], hess, -eye)
-        newton = -torch.linalg.solve(safe_h, g[..., None])[..., 0]
-        grad_step = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-300) * delta
-        step = torch.where(concave[:, None], newton, grad_step)
+        # Newton along the directions where the fit is concave; a gradient step of the stencil
+        # size along the others (far from the peak, or the flat directions of a symmetric signal)
+        lam, vec = torch.linalg.eigh(hess)
+        gp = (vec.transpose(-1, -2) @ g[..., None])[..., 0]
+        eps = 1e-6 * hess.flatten(-2).norm(dim=-1, keepdim=True)
+        concave = lam < -eps
+        grad_part = gp / g.norm(dim=-1, keepdim=True).clamp_min(1e-300) * delta
+        sp = torch.where(concave, -gp / torch.where(concave, lam, -torch.ones_like(lam)), grad_part)
+        step = (vec @ sp[..., None])[..., 0]
         n = step.norm(dim=-1, keepdim=True)
         step = torch.where(n > 2 * delta, step * (2 * delta / n.clamp_min(1e-300)), step)
+        n = step.norm(dim=-1, keepdim=True)
         moved = center @ SO3.from_rotvec(step)
-        center = torch.where(center_ok[:, None, None], moved, best_r)
-        longest = float(torch.where(center_ok, n[:, 0], torch.full_like(n[:, 0], delta)).max())
+        center = torch.where(center_ok[:, None, None], moved, best_r)  # else restart at the best
+        # a rejected step shrinks the stencil 4×
+        longest = float(torch.where(center_ok, n[:, 0], torch.full_like(n[:, 0], delta / 4)).max())
         if longest < tol:
             steps = it + 1  # one last evaluation at the final centre
-        delta = max(min(delta, longest), delta / 8, 1e-3 * spacing)
+        delta = max(min(delta / 2, longest), delta / 8, 1e-3 * spacing)
     return best_r, best_c
 
 
