@@ -122,7 +122,8 @@ def align(f: Tensor, g: Tensor, bandwidth: int | None = None, *, refine: bool = 
     ``Σ_c ∫ f_c(x) g_c(R⁻¹x) dx`` (so ``rotate(g, R) ≈ f``) and ``score`` that maximum. ``R`` is
     an :class:`equivision.groups.SO3` element in the dtype of ``f``. ``refine=False`` returns the
     best point of the ``(2B')³`` Euler grid; ``out_bandwidth=B' > B`` makes that grid finer (the
-    exact, spectral form of upsampling the inputs before correlating).
+    exact, spectral form of upsampling the inputs before correlating). When the signals have a
+    rotational symmetry the maximiser is not unique; ``R`` is one of them.
     """
     fh, gh, b = _prepare(f, g, bandwidth)
     ob = b if out_bandwidth is None else check_bandwidth(out_bandwidth, "out_bandwidth")
