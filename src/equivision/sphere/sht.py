@@ -6,10 +6,14 @@ exact for band-limited signals (degree ``< B``), batched over any leading dimens
 differentiable, and run in the input's dtype (float32 or float64) on its device.
 
 Route: a real FFT over azimuth, then for each order ``m`` one matrix product against
-precomputed (quadrature-weighted) Legendre values, all orders in a single batched matmul.
-The Legendre tables are built in float64 once per ``(B, dtype, device)`` and cached. The FFT
-output is transposed once to ``(m, θ, batch)`` so that the product runs over all orders at
-once with the batch (real and imaginary parts) as columns.
+precomputed (quadrature-weighted) Legendre values, all orders of a group in one batched
+matmul with the batch as columns. Orders come in two groups, ``m < B/2`` and ``m ≥ B/2``, the
+second only needing degrees ``l ≥ B/2`` (``P̄_l^m = 0`` for ``l < m``): a quarter fewer flops.
+The forward transform transposes each signal's spectrum once to ``(m, θ)`` (the matmul then
+reads the batch as columns without copying); the inverse produces the spectrum as
+``(m, θ, batch)`` and, from ``B = 24``, runs the inverse FFT along that outer axis instead of
+transposing it back. The Legendre tables are built in float64 once per ``(B, dtype, device)``
+and cached.
 """
 
 from __future__ import annotations
