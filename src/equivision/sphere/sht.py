@@ -147,7 +147,10 @@ def _check_coeffs(coeffs: Tensor, bandwidth: int | None, check: bool) -> int:
 
 
 def isht(coeffs: Tensor, bandwidth: int | None = None, *, check: bool = True) -> Tensor:
-    """Grid signals ``(..., 2B, 2B)`` from real coefficients ``(..., B²)`` (inverse of :func:`sht`)."""
+    """Grid signals ``(..., 2B, 2B)`` from real coefficients ``(..., B²)`` (inverse of :func:`sht`).
+
+    From ``B = 24`` the result is a strided view (the inverse FFT runs along the batch-outer
+    axis): use ``.reshape`` rather than ``.view`` on it, or ``.contiguous()`` first."""
     b = _check_coeffs(coeffs, bandwidth, check)
     lead = coeffs.shape[:-1]
     c = coeffs.reshape(-1, b * b)
