@@ -140,3 +140,19 @@ def test_channel_selection_and_bad_input(capsule):
         raycast_sphere(Mesh(torch.zeros(3, 3), torch.tensor([[0, 1, 2]])), 4)
     with pytest.raises((InvalidInputError, ShapeError)):
         raycast_sphere(capsule, 0)
+
+
+def test_sphere_cli_writes_picture_and_signal(tmp_path, capsys):
+    import numpy as np
+
+    from equivision.cli import main
+    from equivision.io import save_mesh
+
+    mesh_path = save_mesh(make_shape("cone", 0).mesh(24), tmp_path / "cone.ply")
+    out, sig = tmp_path / "cone.png", tmp_path / "cone.npy"
+    assert main(["sphere", str(mesh_path), "-o", str(out), "-b", "8", "--signal", str(sig)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and np.load(sig).shape == (2, 16, 16)
+    assert "rays hit" in capsys.readouterr().out
+    assert main(["sphere", str(mesh_path), "-o", str(out)]) == 2  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert main(["sphere", str(tmp_path / "missing.ply"), "-o", str(tmp_path / "m.png")]) == 2

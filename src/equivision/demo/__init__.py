@@ -64,7 +64,10 @@ def registered_sections() -> list[tuple[str, int]]:
 
 def _load_sections() -> None:
     # Importing registers; keep one module per capability.
-    from equivision.demo import section_groups  # noqa: F401
+    from equivision.demo import (
+        section_groups,  # noqa: F401
+        section_sphere,  # noqa: F401
+    )
 
 
 @dataclass
