@@ -1,6 +1,7 @@
 """Command-line interface. Each command module registers itself on :data:`app` when
 imported here; keep the imports below in the order commands should appear in ``--help``."""
 
+from equivision.cli import classify as _classify  # noqa: F401
 from equivision.cli import data as _data  # noqa: F401
 from equivision.cli import demo as _demo  # noqa: F401
 from equivision.cli import evaluate as _evaluate  # noqa: F401
