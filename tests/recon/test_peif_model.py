@@ -98,3 +98,15 @@ def test_memory_separation_loss_oracle():
         bank.items.copy_(torch.tensor([[[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0]]]))
     # cosines: (0,1)=0.7071, (0,2)=-1 -> 0, (1,2)=-0.7071 -> 0; mean over the 6 ordered pairs
     assert float(bank.separation_loss().detach()) == pytest.approx(2 * 0.70710678 / 6, abs=1e-6)
+
+
+def test_field_scales_with_the_cloud(cloud_and_queries):
+    """Patch-radius normalisation makes the field equivariant to uniform scaling too."""
+    torch.manual_seed(0)
+    net = PEIFNet(SMALL).eval()
+    cloud, queries = cloud_and_queries
+    with torch.no_grad():
+        for c in (0.01, 30.0):
+            err = equivariance_error(lambda x: predict_displacement(net, *x), (cloud, queries),
+                                     lambda k, x: (x[0] * k, x[1] * k), lambda k, d: d * k, [c])
+            assert err < 1e-4

@@ -19,6 +19,9 @@ Architecture (paper Sec. 4 / App. B; feature size ``D``, default 128 as in the p
 * **Output**: ``MLP_a(h_q ⊕ f_q ⊕ {f_pᵢ})`` (256, 512, 256, 384) concatenated with ``g_P``,
   then ``MLP_d`` (256, 256, 256, 256) → 3.
 
+Deviation from the paper, for conditioning: inputs are divided by the patch's RMS radius and
+the output multiplied by it (see :meth:`PEIFNet.forward`).
+
 The memory-bank separation loss of the paper (:meth:`PEIFNet.memory_separation_loss`) is the
 mean over heads of ``max(cos(Mᵢ, Mⱼ), 0)`` over pairs ``i ≠ j`` of items of that head.
 """
@@ -131,6 +134,14 @@ class PEIFNet(nn.Module):
             )
         if queries.shape != (patches.shape[0], 3):
             raise ShapeError(f"queries must be ({patches.shape[0]}, 3), got {tuple(queries.shape)}")
+        # Conditioning (our addition to the paper): canonical coordinates of a K-NN patch in a
+        # unit-box cloud are ~1e-2, which leaves a freshly initialised MLP nearly constant in
+        # its input. Divide by the patch's RMS radius s (invariant under SE(3), so equivariance
+        # is untouched) and scale the output back by s; this also makes the field equivariant
+        # to uniform scaling, which helps clouds of other densities.
+        s = patches.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-12)[:, None]  # (Q, 1)
+        patches = patches / s[:, :, None]
+        queries = queries / s
         rel = patches - queries[:, None, :]
         h_q = self.srm(torch.cat([patches, rel], -1)).flatten(1)  # (Q, K·D)
         f_q = self.mlp_q(queries)  # (Q, D)
@@ -139,7 +150,7 @@ class PEIFNet(nn.Module):
         f_patch = self.lambdas[0] * f_w + self.lambdas[1] * f_s
         g = self.memory(f_patch)
         a = self.mlp_a(torch.cat([h_q, f_q, f_p.flatten(1)], -1))
-        return self.mlp_d(torch.cat([a, g], -1))
+        return self.mlp_d(torch.cat([a, g], -1)) * s
 
     def memory_separation_loss(self) -> Tensor:
         return self.memory.separation_loss()
