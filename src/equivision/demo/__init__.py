@@ -65,8 +65,10 @@ def registered_sections() -> list[tuple[str, int]]:
 def _load_sections() -> None:
     # Importing registers; keep one module per capability.
     from equivision.demo import (
+        section_gcnn,  # noqa: F401
         section_groups,  # noqa: F401
         section_sphere,  # noqa: F401
+        section_spherical_cnn,  # noqa: F401
     )
 
 

@@ -55,6 +55,7 @@ MODEL_MODULES: list[str] = [
     "equivision.models.peif",
     "equivision.models.spherical_cnn",
     "equivision.models.equirect_cnn",
+    "equivision.models.gcnn",
 ]
 
 

@@ -7,6 +7,9 @@ Planar roto-translations (``C_N``, ``D_N``), feature maps ``(B, C, |G|, H, W)``:
 Scale-translations over discrete scales, feature maps ``(B, C, S, H, W)``:
 :class:`ScaleLiftingConv2d`, :class:`ScaleGroupConv2d` (projection, batch norm and pooling
 are the group-axis layers above, which work on any 5-D map).
+
+Spheres, Driscoll–Healy grid maps ``(B, C, 2b, 2b)``: :class:`SphericalConv`,
+:class:`SphericalBatchNorm`, :class:`SphericalGlobalPool`, :class:`SphericalResBlock`.
 """
 
 from equivision.nn.gconv import (
@@ -18,6 +21,12 @@ from equivision.nn.gconv import (
     LiftingConv2d,
 )
 from equivision.nn.scale import ScaleGroupConv2d, ScaleLiftingConv2d, geometric_scales
+from equivision.nn.spherical import (
+    SphericalBatchNorm,
+    SphericalConv,
+    SphericalGlobalPool,
+    SphericalResBlock,
+)
 
 __all__ = [
     "GroupAvgPool2d",
@@ -28,5 +37,9 @@ __all__ = [
     "LiftingConv2d",
     "ScaleGroupConv2d",
     "ScaleLiftingConv2d",
+    "SphericalBatchNorm",
+    "SphericalConv",
+    "SphericalGlobalPool",
+    "SphericalResBlock",
     "geometric_scales",
 ]

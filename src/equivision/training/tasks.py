@@ -78,6 +78,7 @@ TASK_MODULES: list[str] = [
     "equivision.training.toy",
     "equivision.tasks.recon",
     "equivision.tasks.shapes_sphere",
+    "equivision.tasks.rotmnist",
 ]
 
 Batch = Any
