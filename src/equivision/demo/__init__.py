@@ -67,6 +67,7 @@ def _load_sections() -> None:
     from equivision.demo import (
         section_gcnn,  # noqa: F401
         section_groups,  # noqa: F401
+        section_reconstruction,  # noqa: F401
         section_sphere,  # noqa: F401
         section_spherical_cnn,  # noqa: F401
     )
