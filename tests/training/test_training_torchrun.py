@@ -49,8 +49,9 @@ def test_two_processes_match_one(tmp_path, quiet_console) -> None:
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], rtol=1e-5, atol=1e-6)
     assert checkpoint_steps(run2) == [15, 30]
-    assert sorted(p.name for p in run2.iterdir()) == ["best.json", "checkpoints", "config.json",
-                                                      "metrics.csv"]
+    # rank 0 alone writes; "tensorboard" is there when the optional package is installed
+    assert sorted(p.name for p in run2.iterdir() if p.name != "tensorboard") == [
+        "best.json", "checkpoints", "config.json", "metrics.csv"]
     assert len(read_metrics(run2)) == len(read_metrics(run1))
 
     # resume under torchrun from step 15: every rank restores its own RNG state
