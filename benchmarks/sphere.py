@@ -13,9 +13,7 @@ import math
 import multiprocessing as mp
 import resource
 import statistics
-import sys
 import time
-import types
 import warnings
 
 import torch
@@ -23,22 +21,7 @@ import torch
 from equivision.groups import SO3
 from equivision.sphere import align, isht, rotate, sht
 from equivision.sphere.sht import _tables
-
-
-def _import_torch_harmonics():
-    # torch-harmonics 0.9.1's compiled attention/DISCO kernels do not load against torch 2.13;
-    # the transforms do not need them
-    stubs = {"torch_harmonics.attention": ["AttentionS2", "NeighborhoodAttentionS2"],
-             "torch_harmonics.disco": ["DiscreteContinuousConvS2", "DiscreteContinuousConvTransposeS2"]}
-    for name, attrs in stubs.items():
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            for a in attrs:
-                setattr(mod, a, None)
-            sys.modules[name] = mod
-    import torch_harmonics
-
-    return torch_harmonics
+from equivision.testing.oracles import import_torch_harmonics
 
 
 def _median_ms(fns: dict[str, callable], repeats: int) -> dict[str, float]:
@@ -54,7 +37,7 @@ def _median_ms(fns: dict[str, callable], repeats: int) -> dict[str, float]:
 
 
 def bench_sht(sizes: list[int], repeats: int) -> None:
-    th = _import_torch_harmonics()
+    th = import_torch_harmonics()
     from e3nn import o3
 
     print("\n## SHT forward + inverse, 512 signals (16 × 32 channels), float32\n")

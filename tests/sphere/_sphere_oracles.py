@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 from scipy.special import sph_harm_y
 
-
-def import_torch_harmonics():
-    """torch-harmonics 0.9.1 without its compiled attention/DISCO kernels, whose binaries do not
-    load against torch 2.13 (only the transforms are needed here)."""
-    stubs = {"torch_harmonics.attention": ["AttentionS2", "NeighborhoodAttentionS2"],
-             "torch_harmonics.disco": ["DiscreteContinuousConvS2", "DiscreteContinuousConvTransposeS2"]}
-    for name, attrs in stubs.items():
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            for a in attrs:
-                setattr(mod, a, None)
-            sys.modules[name] = mod
-    import torch_harmonics
-
-    return torch_harmonics
+from equivision.testing.oracles import import_torch_harmonics  # noqa: F401  (re-exported)
 
 
 def scipy_real_sph_harm(l_max: int, theta: np.ndarray, phi: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ import torch
 from equivision.data.shapes_sphere import SphereDataConfig, make_sphere_split, upright_rotations
 from equivision.errors import ConfigError, InvalidInputError
 from equivision.groups import SO3
+from equivision.models import count_parameters
 from equivision.models.equirect_cnn import EquirectCNN, EquirectCNNConfig
-from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig, count_parameters
+from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
 from equivision.tasks.shapes_sphere import ShapesSphereConfig
 from equivision.training import list_tasks, train
 

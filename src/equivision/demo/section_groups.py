@@ -39,6 +39,7 @@ def _demo_mesh(ctx: DemoContext):
     return make_shape("torus", 0).mesh(48), "a procedural torus (no shared data)"
 
 
+@demo_section("Groups acting on images", order=10)
 def _plane_section(ctx: DemoContext) -> str:
     images, _labels, source = mnist_or_drawn(n=64, seed=ctx.seed)
     digit = images[0].double()
@@ -91,6 +92,7 @@ def _plane_section(ctx: DemoContext) -> str:
     )
 
 
+@demo_section("Groups acting on 3D shapes", order=11)
 def _space_section(ctx: DemoContext) -> str:
     mesh, what = _demo_mesh(ctx)
     pts, _ = sample_surface_uniform(mesh, 3000, seed=ctx.seed)
@@ -134,6 +136,7 @@ def _space_section(ctx: DemoContext) -> str:
     )
 
 
+@demo_section("The equivariance harness", order=12)
 def _harness_section(ctx: DemoContext) -> str:
     gen = torch.Generator().manual_seed(ctx.seed)
     x = torch.rand(1, 1, 28, 28, generator=gen, dtype=torch.float64)
@@ -181,6 +184,7 @@ def _harness_section(ctx: DemoContext) -> str:
     )
 
 
+@demo_section("Procedural shapes", order=13)
 def _shapes_section(ctx: DemoContext) -> str:
     fig = plt.figure(figsize=(12, 3))
     for i, fam in enumerate(FAMILIES):
@@ -202,23 +206,3 @@ def _shapes_section(ctx: DemoContext) -> str:
         "They stand in for real data where it is scarce and give exact distance fields for tests.\n\n"
         "![procedural shape families](procedural_shapes.png)\n"
     )
-
-
-@demo_section("Groups acting on images", order=10)
-def plane(ctx: DemoContext) -> str:
-    return _plane_section(ctx)
-
-
-@demo_section("Groups acting on 3D shapes", order=11)
-def space(ctx: DemoContext) -> str:
-    return _space_section(ctx)
-
-
-@demo_section("The equivariance harness", order=12)
-def harness(ctx: DemoContext) -> str:
-    return _harness_section(ctx)
-
-
-@demo_section("Procedural shapes", order=13)
-def shapes(ctx: DemoContext) -> str:
-    return _shapes_section(ctx)

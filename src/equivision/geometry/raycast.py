@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from equivision.errors import InvalidInputError
+from equivision.geometry.sampling import face_areas_and_normals
 from equivision.groups.spatial import check_rotation_matrix
 from equivision.io.meshes import Mesh, validate_mesh
 
@@ -120,14 +121,13 @@ def first_hits_torch(
 
 def surface_centroid(mesh: Mesh) -> Tensor:
     """Area-weighted centroid of the surface ``(3,)`` (moves with the mesh under rotations)."""
-    v = mesh.vertices.double()
-    tri = v[mesh.faces]
-    area = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).norm(dim=-1) / 2
-    if not float(area.sum()) > 0:
-        from equivision.errors import DegenerateGeometryError
+    from equivision.errors import DegenerateGeometryError
 
+    v = mesh.vertices.double()
+    area, _ = face_areas_and_normals(Mesh(v, mesh.faces))
+    if not float(area.sum()) > 0:
         raise DegenerateGeometryError("mesh has zero surface area; it cannot be ray cast")
-    return ((tri.mean(1) * area[:, None]).sum(0) / area.sum()).to(mesh.vertices.dtype)
+    return ((v[mesh.faces].mean(1) * area[:, None]).sum(0) / area.sum()).to(mesh.vertices.dtype)
 
 
 def raycast_sphere(
@@ -178,14 +178,13 @@ def raycast_sphere(
     t = t.double().cpu()
     face = face.cpu()
     hit = torch.isfinite(t) & (face >= 0) & (t <= 2 * radius)
+    _, face_normals = face_areas_and_normals(m64)
     out = []
     for c in chans:
         if c == "distance":
             out.append(torch.where(hit, t / radius, torch.full_like(t, 2.0)))
         else:
-            tri = m64.vertices[m64.faces[face.clamp_min(0)]]
-            n = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-            cos = (n * directions).sum(-1).abs() / n.norm(dim=-1).clamp_min(1e-300)
+            cos = (face_normals[face.clamp_min(0)] * directions).sum(-1).abs()
             out.append(torch.where(hit, cos, torch.zeros_like(cos)))
     two_b = 2 * grid.bandwidth
     sig = torch.stack(out, 0).reshape(len(chans), -1, two_b, two_b).transpose(0, 1)

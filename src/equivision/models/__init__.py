@@ -26,7 +26,6 @@ for is refused with :class:`~equivision.errors.CheckpointError` naming the misma
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any
 
 import torch
 
+from equivision._registry import import_each
 from equivision.errors import CheckpointError, ConfigError, UnknownDatasetError
 from equivision.io import atomic_path
 from equivision.models.weights import (
@@ -89,13 +89,12 @@ def register_model(name: str, config_cls: type) -> Callable[[Callable[[Any], tor
 
 
 def _import_all() -> None:
-    for mod in MODEL_MODULES:
-        if mod not in _import_errors:
-            try:
-                importlib.import_module(mod)
-                _import_errors[mod] = None
-            except Exception as e:  # one broken model family must not hide the others
-                _import_errors[mod] = f"{type(e).__name__}: {e}"
+    import_each(MODEL_MODULES, _import_errors)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def list_models() -> list[str]:
@@ -251,6 +250,7 @@ __all__ = [
     "ModelSpec",
     "UnknownModelError",
     "build_model",
+    "count_parameters",
     "export_pretrained",
     "get_model_spec",
     "list_models",

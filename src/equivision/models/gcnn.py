@@ -19,6 +19,7 @@ Registered as model ``"gcnn"`` (config :class:`GCNNConfig`, field ``arch`` picks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from equivision.errors import ConfigError, InvalidInputError, ShapeError
 from equivision.groups import C4, D4, CyclicGroup
-from equivision.models import register_model
+from equivision.models import count_parameters, register_model
 from equivision.nn import (
     GroupBatchNorm,
     GroupConv2d,
@@ -71,6 +72,18 @@ class GCNNConfig:
             raise ConfigError(f"model.projection must be max or mean, got {self.projection!r}")
 
 
+def _skeleton(first: nn.Module, conv: Callable[[], nn.Module], norm: Callable[[int], nn.Module],
+              pool: Callable[[], nn.Module], width: int, depth: int) -> nn.Sequential:
+    """``first`` → norm → ReLU, then ``depth − 1`` × (pool after POOL_AFTER blocks) conv → norm
+    → ReLU: the one skeleton every model here shares."""
+    layers: list[nn.Module] = [first, norm(width), nn.ReLU()]
+    for i in range(1, depth):
+        if i - 1 in POOL_AFTER:
+            layers.append(pool())
+        layers += [conv(), norm(width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 class _Classifier(nn.Module):
     """The shared head and input checks; subclasses fill ``self.blocks`` and ``features``."""
 
@@ -98,13 +111,9 @@ class GroupCNN(_Classifier):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.in_channels = in_channels
-        layers: list[nn.Module] = [LiftingConv2d(in_channels, width, 5, group),
-                                   GroupBatchNorm(width), nn.ReLU()]
-        for i in range(1, depth):
-            if i - 1 in POOL_AFTER:
-                layers.append(GroupMaxPool2d(2))
-            layers += [GroupConv2d(width, width, 3, group), GroupBatchNorm(width), nn.ReLU()]
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = _skeleton(LiftingConv2d(in_channels, width, 5, group),
+                                lambda: GroupConv2d(width, width, 3, group), GroupBatchNorm,
+                                lambda: GroupMaxPool2d(2), width, depth)
         self.project = GroupProjection(projection)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
@@ -123,14 +132,9 @@ class ScaleCNN(_Classifier):
         super().__init__()
         self.in_channels = in_channels
         scales = geometric_scales(num_scales, 2**0.5)
-        layers: list[nn.Module] = [ScaleLiftingConv2d(in_channels, width, 5, scales),
-                                   GroupBatchNorm(width), nn.ReLU()]
-        for i in range(1, depth):
-            if i - 1 in POOL_AFTER:
-                layers.append(GroupMaxPool2d(2))
-            layers += [ScaleGroupConv2d(width, width, 3, scales, scale_size=2),
-                       GroupBatchNorm(width), nn.ReLU()]
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = _skeleton(ScaleLiftingConv2d(in_channels, width, 5, scales),
+                                lambda: ScaleGroupConv2d(width, width, 3, scales, scale_size=2),
+                                GroupBatchNorm, lambda: GroupMaxPool2d(2), width, depth)
         self.project = GroupProjection(projection)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
@@ -147,23 +151,14 @@ class PlainCNN(_Classifier):
                  num_classes: int = 10, dropout: float = 0.0) -> None:
         super().__init__()
         self.in_channels = in_channels
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 5, padding=2),
-                                   nn.BatchNorm2d(width), nn.ReLU()]
-        for i in range(1, depth):
-            if i - 1 in POOL_AFTER:
-                layers.append(nn.MaxPool2d(2))
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = _skeleton(nn.Conv2d(in_channels, width, 5, padding=2),
+                                lambda: nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d,
+                                lambda: nn.MaxPool2d(2), width, depth)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def features(self, x: Tensor) -> Tensor:
         self._check(x)
         return self.blocks(x).mean((-2, -1))
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def matched_plain_width(target: int, depth: int = 5, in_channels: int = 1,

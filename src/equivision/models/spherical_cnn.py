@@ -96,8 +96,4 @@ def build_spherical_cnn(cfg: SphericalCNNConfig) -> nn.Module:
     return SphericalCNN(cfg)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["SphericalCNN", "SphericalCNNConfig", "build_spherical_cnn", "count_parameters"]
+__all__ = ["SphericalCNN", "SphericalCNNConfig", "build_spherical_cnn"]

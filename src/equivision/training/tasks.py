@@ -64,13 +64,13 @@ finds it by name.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from equivision._registry import import_each
 from equivision.errors import ConfigError
 
 # Modules that register tasks when imported; a later issue adds its module here.
@@ -153,13 +153,7 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 
 def _import_all() -> None:
-    for mod in TASK_MODULES:
-        if mod not in _import_errors:
-            try:
-                importlib.import_module(mod)
-                _import_errors[mod] = None
-            except Exception as e:  # one broken task module must not hide the others
-                _import_errors[mod] = f"{type(e).__name__}: {e}"
+    import_each(TASK_MODULES, _import_errors)
 
 
 def list_tasks() -> list[str]:
