@@ -129,58 +129,34 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
                    num_shards: int = 1) -> list[dict[str, object]]:
     """Train every run of :data:`EXPERIMENT_RUNS` for every seed with the ordinary trainer,
     into ``out_dir/<protocol>_<arch>_s<seed>``, and write ``out_dir/results_<shard>.json``
-    (rewritten atomically after each run) with the eval metrics and wall time of each.
-
-    Several processes (``shard`` of ``num_shards``) share the work: each claims the next
-    unclaimed run by creating ``<run>.claim`` exclusively."""
-    import json
-    import os
-    import time
-    from pathlib import Path
-
-    from equivision.io import atomic_path
-    from equivision.models.gcnn import count_parameters
+    with the eval metrics and wall time of each. Several processes (``shard`` of
+    ``num_shards``) share the work (:func:`equivision.training.experiment.run_jobs`)."""
+    from equivision.models import count_parameters
     from equivision.training import train
+    from equivision.training.experiment import run_jobs
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = experiment_jobs(seeds)
-    results: list[dict[str, object]] = []
-    for seed, protocol, arch, width in jobs:
-        try:
-            os.close(os.open(out / f"{protocol}_{arch}_s{seed}.claim",
-                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue  # another process took it
-        cfg = {"train": {**EXPERIMENT_TRAIN, "seed": seed},
-               "task": {"protocol": protocol, "model": {"arch": arch, "width": width}}}
-        t0 = time.perf_counter()
-        res = train(RotMNISTTask(), cfg, out / f"{protocol}_{arch}_s{seed}", overwrite=True,
-                    progress=False)
-        params = count_parameters(RotMNISTTask().build_model(
-            RotMNISTConfig(protocol=protocol, model=GCNNConfig(arch=arch, width=width))))
-        results.append({"protocol": protocol, "arch": arch, "width": width, "seed": seed,
-                        "params": params, "seconds": time.perf_counter() - t0,
-                        "threads": torch.get_num_threads(), **res.eval_metrics})
-        with atomic_path(out / f"results_{shard}.json", overwrite=True) as tmp:
-            tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    return results
+    def job(seed: int, protocol: str, arch: str, width: int):
+        def fn(run_dir):
+            cfg = {"train": {**EXPERIMENT_TRAIN, "seed": seed},
+                   "task": {"protocol": protocol, "model": {"arch": arch, "width": width}}}
+            res = train(RotMNISTTask(), cfg, run_dir, overwrite=True, progress=False)
+            params = count_parameters(RotMNISTTask().build_model(
+                RotMNISTConfig(protocol=protocol, model=GCNNConfig(arch=arch, width=width))))
+            return {"protocol": protocol, "arch": arch, "width": width, "seed": seed,
+                    "params": params, **res.eval_metrics}
+        return f"{protocol}_{arch}_s{seed}", fn
 
-
+    return run_jobs(out_dir, [job(*j) for j in experiment_jobs(seeds)], shard)
 
 
 def summarize_experiment(out_dir: str) -> str:
     """A Markdown table (mean ± std over the seeds found) from every
     ``out_dir/results_*.json`` written by :func:`run_experiment`."""
-    import json
     import statistics
-    from pathlib import Path
 
-    rows: list[dict[str, object]] = []
-    for p in sorted(Path(out_dir).glob("results_*.json")):
-        rows += json.loads(p.read_text(encoding="utf-8"))
-    if not rows:
-        raise ConfigError(f"{out_dir} holds no results_*.json; run the experiment first")
+    from equivision.training.experiment import mean_std, read_results
+
+    rows = read_results(out_dir)
     metrics = (("A", "error", "A: rotated → rotated"), ("B", "error", "B: upright → rotated"),
                ("B", "error_rot90", "B: upright → 90° steps"),
                ("B", "error_upright", "B: upright → upright"),
@@ -191,11 +167,7 @@ def summarize_experiment(out_dir: str) -> str:
              if any(r["arch"] == a for r in rows)]
 
     def cell(protocol: str, arch: str, key: str) -> str:
-        vals = [float(r[key]) for r in rows if r["protocol"] == protocol and r["arch"] == arch]
-        if not vals:
-            return "—"
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        return f"{statistics.mean(vals):.2f} ± {sd:.2f} (n={len(vals)})"
+        return mean_std(r[key] for r in rows if r["protocol"] == protocol and r["arch"] == arch)
 
     names = {"plain": "plain CNN", "p4": "P4 (ours)", "p8": "P8 (ours)",
              "e2cnn_c8": "C8 e2cnn", "scale": "scale (ours)"}

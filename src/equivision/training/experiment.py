@@ -1,0 +1,74 @@
+"""Many seeded training runs in one folder, shared by several processes.
+
+An experiment is a list of named jobs; each job trains (and evaluates) one run in
+``out_dir/<name>`` and returns a row of results. :func:`run_jobs` lets several processes
+work through the same list: a process claims a job by creating ``<name>.claim`` exclusively,
+so no job runs twice, and writes its rows to ``out_dir/results_<shard>.json`` (rewritten
+atomically after each job, so a run cut short keeps what it finished). :func:`read_results`
+gathers the rows of every shard and :func:`mean_std` formats a table cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from equivision.errors import ConfigError
+
+Row = dict[str, Any]
+
+
+def claim(out_dir: Path, name: str) -> bool:
+    """Claim job ``name`` in ``out_dir``: ``True`` for the first process that asks."""
+    try:
+        os.close(os.open(out_dir / f"{name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def run_jobs(out_dir: str | Path, jobs: Sequence[tuple[str, Callable[[Path], Row]]],
+             shard: int = 0) -> list[Row]:
+    """Run every unclaimed job ``(name, fn)`` as ``fn(out_dir / name)``; each row gets the job's
+    ``name``, wall ``seconds`` and torch ``threads``. Returns this process's rows."""
+    from equivision.io import atomic_path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    for name, fn in jobs:
+        if not claim(out, name):
+            continue  # another process took it
+        t0 = time.perf_counter()
+        row = fn(out / name)
+        rows.append({"name": name, **row, "seconds": time.perf_counter() - t0,
+                     "threads": torch.get_num_threads()})
+        with atomic_path(out / f"results_{shard}.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return rows
+
+
+def read_results(out_dir: str | Path) -> list[Row]:
+    """The rows of every ``out_dir/results_*.json``."""
+    rows: list[Row] = []
+    for p in sorted(Path(out_dir).glob("results_*.json")):
+        rows += json.loads(p.read_text(encoding="utf-8"))
+    if not rows:
+        raise ConfigError(f"{out_dir} holds no results_*.json; run the experiment first")
+    return rows
+
+
+def mean_std(values: Iterable[float], digits: int = 2) -> str:
+    """``"mean ± std (n=k)"`` (sample std; 0 for one value), or ``"—"`` for none."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return "—"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f} (n={len(vals)})"
