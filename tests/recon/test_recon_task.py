@@ -76,6 +76,24 @@ def test_items_are_canonical_patches_and_deterministic(tmp_path):
     assert torch.allclose(torch.linalg.det(a["rotations"]), torch.ones(64), atol=1e-5)
 
 
+def test_items_without_pose_normalization_are_centred_in_world_axes(tmp_path):
+    from equivision.training import build_run_config
+
+    cfg_dict = _config(tmp_path)
+    cfg_dict["task"]["model"] = {**TINY, "pose_normalization": False}
+    cfg = build_run_config("recon", ReconConfig, cfg_dict).task
+    assert cfg.model.pose_normalization is False
+    train_ds, _ = get_task("recon").datasets(cfg)
+    a = train_ds[5]
+    assert torch.equal(a["rotations"], torch.eye(3).expand(64, 3, 3))
+    assert float(a["patches"].double().mean(1).abs().max()) < 1e-6
+    # the same K-NN sets as the default items, translated only: pairwise offsets are kept
+    ref = get_task("recon").datasets(build_run_config("recon", ReconConfig, _config(tmp_path)).task)[0][5]
+    d_ablation = torch.cdist(a["patches"].double(), a["patches"].double())
+    d_default = torch.cdist(ref["patches"].double(), ref["patches"].double())
+    assert torch.allclose(d_ablation, d_default, atol=1e-5)
+
+
 def test_a_short_run_reduces_the_displacement_error(tmp_path):
     result = train("recon", _config(tmp_path, steps=24), tmp_path / "run", progress=False)
     from equivision.training import read_metrics

@@ -12,13 +12,33 @@ from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.recon.frames import canonical_patches, vectors_from_frame
 from equivision.recon.patches import knn_patches
 
+# Queries per network call: the activations of ~1k queries stay in cache on CPU (measured
+# 1.3x the throughput of 16k-query calls on one thread); patches and frames are built for
+# ``batch_size`` queries at once.
+NET_CHUNK = 1024
+
+
+def _net(model: nn.Module, patches: Tensor, queries: Tensor) -> Tensor:
+    if torch.is_grad_enabled() or patches.device.type != "cpu":
+        return model(patches, queries)
+    return torch.cat([model(patches[s : s + NET_CHUNK], queries[s : s + NET_CHUNK])
+                      for s in range(0, max(1, patches.shape[0]), NET_CHUNK)], 0)
+
+
+def centred_patches(cloud: Tensor, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ablation's input: K-NN patches ``(Q, k, 3)`` and queries ``(Q, 3)`` centred on the
+    patch centroid, in world axes (no rotation)."""
+    patches, _ = knn_patches(cloud, queries, k)
+    mu = patches.mean(1, keepdim=True)
+    return patches - mu, queries - mu[:, 0]
+
 
 def predict_displacement(
     model: nn.Module,
     cloud: Tensor,
     queries: Tensor,
     *,
-    pose_normalization: bool = True,
+    pose_normalization: bool | None = None,
     batch_size: int = 16384,
 ) -> Tensor:
     """Displacement ``(Q, 3)`` from each query ``(Q, 3)`` to the surface sampled by ``cloud (N, 3)``.
@@ -26,35 +46,38 @@ def predict_displacement(
     With ``pose_normalization`` (PEIF) each K-NN patch is expressed in its canonical frame and
     the prediction rotated back: the field is SE(3)-equivariant by construction. Without it
     (the paper's ablation) patches are only centred on their centroid, keeping world axes.
+    ``None`` (default): as the model was trained (``model.cfg.pose_normalization``).
     The model's ``cfg.k`` fixes K; the cloud must have at least K points.
     """
     check_points(cloud, "cloud", 3)
-    check_points(queries, "queries", 3)
+    check_points(queries, "queries", 3, min_points=0)
     if cloud.ndim != 2 or queries.ndim != 2:
         raise InvalidInputError("cloud and queries must be (N, 3) and (Q, 3)")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
     k = int(model.cfg.k)  # type: ignore[union-attr]
     if cloud.shape[0] < k:
         raise DegenerateGeometryError(
             f"the cloud has {cloud.shape[0]} points; this model needs at least k={k}"
         )
+    if pose_normalization is None:
+        pose_normalization = bool(getattr(model.cfg, "pose_normalization", True))
     out = []
     for s in range(0, queries.shape[0], batch_size):
         q = queries[s : s + batch_size]
         if pose_normalization:
             cp = canonical_patches(cloud, q, k)
-            local = model(cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype))
+            local = _net(model, cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype))
             out.append(vectors_from_frame(local, cp.frames).to(cloud.dtype))
         else:
-            patches, _ = knn_patches(cloud, q, k)
-            mu = patches.mean(1, keepdim=True)
-            out.append(model(patches - mu, q - mu[:, 0]))
-    return torch.cat(out, 0)
+            out.append(_net(model, *centred_patches(cloud, q, k)))
+    return torch.cat(out, 0) if out else cloud.new_zeros(0, 3)
 
 
 def displacement_field(model: nn.Module, cloud: Tensor, **kwargs) -> Callable[[Tensor], Tensor]:
     """``queries -> displacement`` closure for :func:`equivision.recon.extract.extract_mesh_udf`."""
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def field(q: Tensor) -> Tensor:
         return predict_displacement(model, cloud, q.to(cloud.dtype), **kwargs)
 

@@ -9,6 +9,7 @@ trains and evaluates on procedural shapes alone (and says so in the run's log).
 A training item is one shape's input cloud with ``queries_per_item`` of its near-surface
 queries (a subset fixed by the item's index, so runs resume bitwise); items repeat each shape
 ``repeats`` times with different subsets. The K-NN patches are put in their canonical frames
+(or, with ``task.model.pose_normalization: false``, the paper's ablation, only centred)
 in the dataset (a data-loader worker when ``train.num_workers > 0``); the loss back-rotates the
 network's output and compares it with the exact displacement (L1), plus ``memory_weight`` ×
 the memory-bank separation term, as in the paper (β = 0.1).
@@ -31,6 +32,7 @@ from equivision.errors import ConfigError
 from equivision.models.peif import PEIFConfig
 from equivision.recon.data import PrepConfig, load_prepared
 from equivision.recon.frames import canonical_patches
+from equivision.recon.predict import centred_patches
 from equivision.training.tasks import Task, register_task
 
 
@@ -77,8 +79,10 @@ class ReconConfig:
 class PatchQueries(Dataset):
     """Items of prepared shapes as canonical patches: ``len = shapes × repeats``."""
 
-    def __init__(self, paths: list[Path], k: int, queries_per_item: int, repeats: int, seed: int) -> None:
+    def __init__(self, paths: list[Path], k: int, queries_per_item: int, repeats: int, seed: int,
+                 pose_normalization: bool = True) -> None:
         self.paths, self.k, self.n_q, self.repeats, self.seed = paths, k, queries_per_item, repeats, seed
+        self.pose_normalization = pose_normalization
 
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
@@ -91,6 +95,14 @@ class PatchQueries(Dataset):
         if len(pick) < self.n_q:
             pick = torch.randint(q_all, (self.n_q,), generator=g)
         queries, target = data["queries"][pick], data["displacements"][pick]
+        if not self.pose_normalization:  # the ablation: centred patches, world axes
+            patches, centred = centred_patches(data["cloud"], queries, self.k)
+            return {
+                "patches": patches.float(),
+                "queries": centred.float(),
+                "rotations": torch.eye(3).expand(len(pick), 3, 3).contiguous(),
+                "target": target.float(),
+            }
         cp = canonical_patches(data["cloud"], queries, self.k)
         return {
             "patches": cp.patches.float(),
@@ -138,10 +150,10 @@ class ReconTask(Task):
         root = Path(cfg.data_dir)
         train_paths = prepare_dataset(train_src, root, prep, seed=cfg.data_seed)
         eval_paths = prepare_dataset(eval_src, root, prep, seed=cfg.data_seed)
-        k = cfg.model.k
+        k, pose = cfg.model.k, cfg.model.pose_normalization
         return (
-            PatchQueries(train_paths, k, cfg.queries_per_item, cfg.repeats, cfg.data_seed),
-            PatchQueries(eval_paths, k, cfg.queries_per_item, 1, cfg.data_seed + 1),
+            PatchQueries(train_paths, k, cfg.queries_per_item, cfg.repeats, cfg.data_seed, pose),
+            PatchQueries(eval_paths, k, cfg.queries_per_item, 1, cfg.data_seed + 1, pose),
         )
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
