@@ -64,10 +64,15 @@ def test_sphere_is_closed_and_on_the_surface():
         )
         * r
     )
-    mesh, stats = extract_mesh_udf(sphere_displacement(r), pts, resolution=48)
+    mesh, stats = extract_mesh_udf(sphere_displacement(r), pts, resolution=48, projection="field")
     tm = mesh.to_trimesh()
     assert tm.is_watertight
     assert float((mesh.vertices.norm(dim=-1) - r).abs().max()) < 1e-6  # projected onto it
+    # the default moves most vertices onto the end nodes' tangent planes: second order in the
+    # voxel h (h² / 2r = 0.04 h here), the same faces
+    fast, fast_stats = extract_mesh_udf(sphere_displacement(r), pts, resolution=48)
+    assert torch.equal(fast.faces, mesh.faces) and fast_stats.projected_by_field < 0.05 * len(fast.vertices)
+    assert float((fast.vertices.norm(dim=-1) - r).abs().max()) < 0.04 * stats.voxel
     assert abs(tm.area - 4 * np.pi * r**2) / (4 * np.pi * r**2) < 0.01
     assert stats.faces == len(mesh.faces) and stats.voxel == pytest.approx(1.1 / 47)
 
@@ -146,3 +151,63 @@ def test_bad_fields_and_inputs():
         extract_mesh_udf(sphere_displacement(0.1), pts, resolution=2)
     with pytest.raises(InvalidInputError):
         extract_mesh_udf(sphere_displacement(0.1), pts[:, :2], resolution=16)
+
+
+def active_nodes_reference(points: torch.Tensor, lo: float, voxel: float, res: int,
+                           band: float) -> np.ndarray:
+    """The original candidate enumeration (a cube of offsets around every point): the oracle of
+    the dense-grid dilation in ``extract._active_nodes``."""
+    from scipy.spatial import cKDTree
+
+    p = points.double().numpy()
+    k = int(np.ceil(band / voxel))
+    base = np.unique(np.floor((p - lo) / voxel).astype(np.int64), axis=0)
+    offs = np.stack(np.meshgrid(*[np.arange(-k, k + 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    cand = (base[:, None, :] + offs[None]).reshape(-1, 3)
+    cand = cand[((cand >= 0) & (cand < res)).all(1)]
+    flat = np.unique(cand[:, 0] * res * res + cand[:, 1] * res + cand[:, 2])
+    ijk = np.stack([flat // (res * res), (flat // res) % res, flat % res], 1)
+    dist, _ = cKDTree(p).query(lo + ijk * voxel, k=1)
+    return np.sort(flat[dist <= band])
+
+
+@pytest.mark.parametrize(("res", "band_voxels"), [(24, 2.5), (40, 3.2), (33, 1.0)])
+def test_active_nodes_match_the_enumeration(res, band_voxels):
+    from equivision.recon.extract import _active_nodes
+
+    g = torch.Generator().manual_seed(res)
+    pts = torch.rand(400, 3, generator=g, dtype=torch.float64) * 1.3 - 0.65  # some outside the grid
+    lo, voxel = -0.55, 1.1 / (res - 1)
+    got = _active_nodes(pts, lo, voxel, res, band_voxels * voxel)
+    want = active_nodes_reference(pts, lo, voxel, res, band_voxels * voxel)
+    assert np.array_equal(got, want) and len(got) > 0
+
+
+@pytest.mark.parametrize("family", ["capsule", "torus"])
+def test_adaptive_projection_matches_querying_every_vertex(family):
+    """The adaptive rule (tangent planes of the end nodes where they agree) gives the same
+    surface as querying the field at every vertex, with far fewer queries."""
+    shape = make_shape(family, 0)
+    pts, _ = sample_surface_uniform(shape.mesh(64), 4000, seed=0)
+    counts = {}
+    meshes = {}
+    for mode in ("field", "adaptive"):
+        n = [0]
+        field = sdf_displacement(shape)
+
+        def counted(q, field=field, n=n):
+            n[0] += len(q)
+            return field(q)
+
+        meshes[mode], stats = extract_mesh_udf(counted, pts.double(), resolution=48, projection=mode)
+        counts[mode] = n[0]
+        # every vertex lies on the surface to a small fraction of the voxel (second order in
+        # the voxel for the tangent planes: the torus's tube is only ~4 voxels thick here)
+        sdf = shape.sdf(meshes[mode].vertices.double()).abs()
+        assert float(sdf.max()) < (0.1 if mode == "adaptive" else 1e-3) * stats.voxel
+    assert counts["adaptive"] < 0.75 * counts["field"]
+    a, b = meshes["adaptive"], meshes["field"]
+    assert torch.equal(a.faces, b.faces)  # same topology: only vertex positions may differ
+    assert float((a.vertices - b.vertices).norm(dim=-1).max()) < 0.1 * 1.1 / 47
+    with pytest.raises(InvalidInputError, match="projection"):
+        extract_mesh_udf(sphere_displacement(0.3), pts.double(), resolution=16, projection="nope")
