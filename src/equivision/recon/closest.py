@@ -115,7 +115,7 @@ def closest_points_on_mesh(
         samples, sample_face = np.concatenate([cent, pts]), np.concatenate([np.arange(len(f)), sf])
     else:
         samples, sample_face = cent, np.arange(len(f))
-    _, j = cKDTree(samples, balanced_tree=False).query(q, k=1, workers=-1)
+    _, j = cKDTree(samples, balanced_tree=False).query(q, k=1, workers=torch.get_num_threads())
     best_face = sample_face[np.asarray(j, dtype=np.int64)] if len(q) else np.zeros(0, np.int64)
     best_pt = closest_points_on_triangles(q, *(tri[best_face, i] for i in range(3)))
     best_d = np.linalg.norm(q - best_pt, axis=1)

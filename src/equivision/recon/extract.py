@@ -130,7 +130,7 @@ def _active_nodes(points: Tensor, lo: float, voxel: float, res: int, band: float
     if len(flat) == 0:
         return flat
     ijk = np.stack([flat // (res * res), (flat // res) % res, flat % res], 1)
-    dist, _ = cKDTree(p).query(lo + ijk * voxel, k=1, workers=-1)
+    dist, _ = cKDTree(p).query(lo + ijk * voxel, k=1, workers=torch.get_num_threads())
     return flat[dist <= band]
 
 
@@ -142,7 +142,7 @@ def _default_band(points: Tensor, voxel: float) -> float:
     p = points.detach().cpu().double().numpy()
     if len(p) < 2:
         return 2.5 * voxel
-    d, _ = cKDTree(p).query(p, k=2, workers=-1)
+    d, _ = cKDTree(p).query(p, k=2, workers=torch.get_num_threads())
     return max(2.5 * voxel, 2.0 * float(np.quantile(d[:, 1], 0.9)))
 
 

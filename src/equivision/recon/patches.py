@@ -1,9 +1,9 @@
 """K-nearest-neighbour patches of a point cloud around query points.
 
 A patch is the ``K`` input points nearest to a query, ordered by increasing distance. On CPU
-the neighbours come from a KD-tree (:class:`scipy.spatial.cKDTree`, all cores); on a GPU, or
-when asked, from chunked ``torch.cdist`` + ``topk``. Both give the same sets (up to exact
-distance ties, which any order resolves equally well).
+the neighbours come from a KD-tree (:class:`scipy.spatial.cKDTree`, with as many threads as
+torch uses); on a GPU, or when asked, from chunked ``torch.cdist`` + ``topk``. Both give the
+same sets (up to exact distance ties, which any order resolves equally well).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def knn_indices(
 
         c = cloud.detach().cpu().double().numpy()
         q = queries.detach().cpu().double().numpy()
-        _, idx = cKDTree(c, balanced_tree=False).query(q, k=int(k), workers=-1)
+        _, idx = cKDTree(c, balanced_tree=False).query(q, k=int(k), workers=torch.get_num_threads())
         idx = np.asarray(idx, dtype=np.int64).reshape(len(q), int(k))
         return torch.from_numpy(idx).to(queries.device)
     if method != "torch":
