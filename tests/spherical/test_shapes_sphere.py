@@ -24,11 +24,15 @@ SMALL = dict(
 )
 
 
-def test_upright_rotations_fix_the_up_axis():
+def test_upright_rotations_put_up_on_the_pole_and_spin_about_it():
     r = upright_rotations(10, seed=0)
     SO3.check(r)
     up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    assert torch.allclose(r @ up, up.expand(10, 3))
+    pole = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(r @ up, pole.expand(10, 3))
+    # so two upright poses differ by a rotation about the pole: an azimuthal shift of the grid
+    rel = r[1] @ r[0].T
+    assert torch.allclose(rel @ pole, pole)
 
 
 def test_procedural_split_is_cached_and_deterministic(tmp_path):

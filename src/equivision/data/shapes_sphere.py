@@ -5,7 +5,9 @@ the project's procedural families (also up = +y). Each mesh becomes ``rotations`
 signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.geometry.raycast.raycast_sphere`)
 under the protocol's rotations:
 
-* ``upright-upright``: train and test rotated about the up axis only;
+* ``upright-upright``: train and test rotated about the up axis only, with the up axis turned
+  onto the grid's pole (+z) first, so these rotations are azimuthal shifts of the grid, as in
+  the spherical-CNN literature (ModelNet's z-up objects on z-pole grids);
 * ``so3-so3``: train and test in arbitrary orientations (uniform on SO(3));
 * ``upright-so3``: train about the up axis, test in arbitrary orientations.
 
@@ -53,7 +55,8 @@ class SphereDataConfig:
             raise InvalidInputError("bandwidth must be >= 2 and rotation counts >= 1")
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        key = {**asdict(self), "signal_version": SIGNAL_VERSION}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -65,14 +68,21 @@ class SphereSplit:
     classes: list[str]
 
 
+#: A quarter turn about +x, taking the objects' up axis +y onto the grid's pole +z.
+UP_TO_POLE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+#: Bumped whenever the signals a configuration yields change (part of the cache key).
+SIGNAL_VERSION = 2
+
+
 def upright_rotations(n: int, *, seed: int) -> Tensor:
-    """``n`` rotations about the up axis +y with uniform angles ``(n, 3, 3)``."""
+    """``n`` upright poses ``(n, 3, 3)``: up (+y) turned onto the grid's pole (+z), then a
+    rotation about the pole by a uniform angle."""
     g = torch.Generator().manual_seed(seed)
     a = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
     c, s = torch.cos(a), torch.sin(a)
-    r = torch.zeros(n, 3, 3, dtype=torch.float64)
-    r[:, 0, 0], r[:, 0, 2], r[:, 1, 1], r[:, 2, 0], r[:, 2, 2] = c, s, 1, -s, c
-    return r
+    rz = torch.zeros(n, 3, 3, dtype=torch.float64)
+    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s, s, c, 1
+    return rz @ UP_TO_POLE
 
 
 def _rotations(kind: str, n: int, seed: int) -> Tensor:
