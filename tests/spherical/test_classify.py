@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from equivision.cli import main
 from equivision.data.procedural import make_shape
 from equivision.errors import CheckpointError
@@ -52,3 +54,13 @@ def test_wrong_model_kind_is_refused():
         assert "spherical_cnn" in str(e)
     else:
         raise AssertionError("a toy checkpoint was accepted as a classifier")
+
+
+def test_a_checkpoint_for_another_bandwidth_is_refused():
+    """Zonal filters have the same tensor shapes at every bandwidth, so the check is on the
+    stored configuration, which names the difference."""
+    from equivision.models import load
+
+    with pytest.raises(CheckpointError, match="bandwidths"):
+        load("shapes_sphere_shapenet10", model="spherical_cnn",
+             config={"num_classes": 10, "dropout": 0.1, "bandwidths": [16, 8, 4, 2]})
