@@ -13,6 +13,7 @@ from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeE
 from equivision.geometry.raycast import (
     embree_available,
     first_hits_embree,
+    first_hits_through_point,
     first_hits_torch,
     raycast_sphere,
     surface_centroid,
@@ -67,6 +68,43 @@ def test_torch_hits_match_an_independent_oracle(capsule):
     fin = torch.isfinite(t)
     assert fin.sum() > 100 and torch.allclose(t[fin], t_ref[fin], atol=1e-9)
     assert bool((face[~fin] == -1).all())
+
+
+def _flat_square() -> Mesh:
+    """Two triangles through their own centroid: every face is "near" the centre."""
+    v = torch.tensor([[-1.0, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]])
+    return Mesh(v, torch.tensor([[0, 1, 2], [0, 2, 3]]))
+
+
+@pytest.mark.parametrize("shape", ["capsule", "torus", "holed_box", "square"])
+def test_bucketed_hits_equal_brute_force(shape, capsule):
+    """The bucketed fallback against the brute-force oracle over every ray–face pair: the same
+    distances and faces, for closed meshes, a torus (rays through its hole and past the centre),
+    a box with a hole and a flat square through the centre (the every-ray route)."""
+    mesh = {"capsule": capsule, "square": _flat_square()}.get(shape) or make_shape(shape, 1).mesh(24)
+    rots = SO3().random(3, seed=1, dtype=torch.float64)
+    kw = {"rotations": rots, "dtype": torch.float64}
+    a = raycast_sphere(mesh, 12, hits=first_hits_torch, **kw)
+    b = raycast_sphere(mesh, 12, hits=first_hits_through_point, **kw)
+    assert (a[:, 0] < 2).any()
+    if shape in ("torus", "holed_box"):
+        assert (a[:, 0] == 2).any()  # rays through the hole
+    assert torch.allclose(a, b, atol=1e-12, rtol=0)
+    m64 = Mesh(mesh.vertices.double(), mesh.faces)
+    c = surface_centroid(m64)
+    d = torch.nn.functional.normalize(torch.randn(500, 3, dtype=torch.float64), dim=1)
+    t1, f1 = first_hits_torch(m64, c - 3 * d, d)
+    t2, f2 = first_hits_through_point(m64, c - 3 * d, d)
+    assert torch.equal(torch.isfinite(t1), torch.isfinite(t2)) and torch.equal(f1, f2)
+    fin = torch.isfinite(t1)
+    assert torch.allclose(t1[fin], t2[fin], atol=1e-12, rtol=0)
+
+
+def test_bucketed_hits_need_rays_through_one_point(capsule):
+    d = torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=1)
+    o = torch.randn(50, 3, dtype=torch.float64)  # lines that do not meet
+    with pytest.raises(InvalidInputError, match="one point"):
+        first_hits_through_point(Mesh(capsule.vertices.double(), capsule.faces), o, d)
 
 
 @needs_embree
