@@ -12,28 +12,21 @@ import argparse
 import math
 import multiprocessing as mp
 import resource
-import statistics
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
+from _timing import interleaved_medians
 from equivision.groups import SO3
 from equivision.sphere import align, isht, rotate, sht
 from equivision.sphere.sht import _tables
 from equivision.testing.oracles import import_torch_harmonics
 
 
-def _median_ms(fns: dict[str, callable], repeats: int) -> dict[str, float]:
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+def _median_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    return {k: 1e3 * v for k, v in interleaved_medians(fns, repeats).items()}
 
 
 def bench_sht(sizes: list[int], repeats: int) -> None:

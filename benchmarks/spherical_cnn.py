@@ -20,14 +20,13 @@ from other processes hits both alike).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import warnings
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from _timing import interleaved_medians
 from equivision.geometry.raycast import (
     embree_available,
     first_hits_embree,
@@ -41,18 +40,6 @@ from equivision.models import count_parameters
 from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
 from equivision.nn import SphericalConv
 from equivision.testing.oracles import import_torch_harmonics
-
-
-def _median_s(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for fn in fns.values():
-        fn()  # warm-up (tables, caches, allocator)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def benchmark_meshes(n: int) -> tuple[list[Mesh], str]:
@@ -94,8 +81,9 @@ def bench_raycast(bandwidths: list[int], n_meshes: int, n_rot: int, repeats: int
         bucketed = n_meshes * n_rot / (time.perf_counter() - t0)
         diff = float((mid[0][: len(few)] - slow).abs().max())
         if embree_available():
-            t = _median_s({"embree": lambda b=b: [raycast_sphere(m, b, rotations=rots, hits=first_hits_embree)
-                                                  for m in meshes]}, repeats)
+            cast = lambda b=b: [raycast_sphere(m, b, rotations=rots, hits=first_hits_embree)  # noqa: E731
+                                for m in meshes]
+            t = interleaved_medians({"embree": cast}, repeats)
             fast = n_meshes * n_rot / t["embree"]
             e_cells = f"{fast:.1f} | {bucketed:.2f} | {brute:.3f} | {fast / bucketed:.0f}×"
         else:
@@ -154,7 +142,7 @@ def bench_network(bandwidths: list[int], batch: int, repeats: int, device: torch
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        t = _median_s({"ours": lambda o=ours: step(o), "th": lambda o=theirs: step(o)}, repeats)
+        t = interleaved_medians({"ours": lambda o=ours: step(o), "th": lambda o=theirs: step(o)}, repeats)
         print(f"| {b} | {batch / t['ours']:.1f} | {batch / t['th']:.1f} | "
               f"{t['th'] / t['ours']:.2f}× | {count_parameters(ours):,} | {count_parameters(theirs):,} |")
 

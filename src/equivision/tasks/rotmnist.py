@@ -125,12 +125,12 @@ EXPERIMENT_TRAIN = {"steps": 1000, "batch_size": 64, "lr": 1e-2, "schedule": "co
                     "device": "cpu", "log_every": 50}
 
 
-def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int = 0,
-                   num_shards: int = 1) -> list[dict[str, object]]:
+def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int = 0
+                   ) -> list[dict[str, object]]:
     """Train every run of :data:`EXPERIMENT_RUNS` for every seed with the ordinary trainer,
     into ``out_dir/<protocol>_<arch>_s<seed>``, and write ``out_dir/results_<shard>.json``
-    with the eval metrics and wall time of each. Several processes (``shard`` of
-    ``num_shards``) share the work (:func:`equivision.training.experiment.run_jobs`)."""
+    with the eval metrics and wall time of each. Several processes (distinct ``shard``
+    numbers) share the work (:func:`equivision.training.experiment.run_jobs`)."""
     from equivision.models import count_parameters
     from equivision.training import train
     from equivision.training.experiment import run_jobs
@@ -184,14 +184,10 @@ def summarize_experiment(out_dir: str) -> str:
 
 
 if __name__ == "__main__":
-    # python -m equivision.tasks.rotmnist OUT_DIR [SHARD NUM_SHARDS]: run (a share of) it
+    # python -m equivision.tasks.rotmnist OUT_DIR [SHARD]: run (a share of) the experiment
     # python -m equivision.tasks.rotmnist OUT_DIR --summary: print the table
     import sys
 
-    args = sys.argv[1:]
-    if len(args) > 1 and args[1] == "--summary":
-        print(summarize_experiment(args[0]), end="")
-    else:
-        torch.set_num_threads(1)
-        run_experiment(args[0], shard=int(args[1]) if len(args) > 1 else 0,
-                       num_shards=int(args[2]) if len(args) > 2 else 1)
+    from equivision.training.experiment import main
+
+    raise SystemExit(main(sys.argv[1:], run_experiment, summarize_experiment))

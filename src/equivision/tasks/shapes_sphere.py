@@ -202,9 +202,6 @@ if __name__ == "__main__":
     # python -m equivision.tasks.shapes_sphere OUT_DIR --summary: print the table
     import sys
 
-    args = sys.argv[1:]
-    if len(args) > 1 and args[1] == "--summary":
-        print(summarize_experiment(args[0]), end="")
-    else:
-        torch.set_num_threads(1)
-        run_experiment(args[0], shard=int(args[1]) if len(args) > 1 else 0)
+    from equivision.training.experiment import main
+
+    raise SystemExit(main(sys.argv[1:], run_experiment, summarize_experiment))

@@ -72,3 +72,18 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
         return "—"
     sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
     return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f} (n={len(vals)})"
+
+
+def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[str], str]) -> int:
+    """Command line of an experiment module: ``OUT_DIR [SHARD]`` runs (a share of) it with one
+    torch thread per process (several single-thread processes beat one multi-thread one on
+    small models); ``OUT_DIR --summary`` prints its table."""
+    if not argv or len(argv) > 2:
+        print("usage: python -m <experiment module> OUT_DIR [SHARD | --summary]")
+        return 2
+    if len(argv) == 2 and argv[1] == "--summary":
+        print(summarize(argv[0]), end="")
+        return 0
+    torch.set_num_threads(1)
+    run(argv[0], shard=int(argv[1]) if len(argv) == 2 else 0)
+    return 0
