@@ -1,32 +1,54 @@
-"""Surface reconstruction benchmark: equivision (PEIF) against screened Poisson, same clouds.
+"""Surface reconstruction benchmark: equivision (PEIF), its no-pose ablation, and classical
+anchors (Open3D screened Poisson and ball pivoting; pymeshlab screened Poisson), same clouds.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction.py [--quick] [--resolution 128]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction.py [--quick] [--shapes 4]
+        [--ablation runs/recon-no-pose] [--results runs/bench-recon/results.jsonl]
 
-Test shapes (normalised to the unit box): the ABC meshes held out of training, classic scans
-and ShapeNet objects (novel domains). Each gives a seeded 10k-point cloud (``--points``). For
-every cloud we report, with ``equivision.metrics`` (CD-L1 ×100, EMD ×100, NC, F-score@1%):
+Test sets (meshes normalised to the unit box): the ABC meshes held out of training (the last
+3), classic scans and ShapeNet objects (novel domains); ``--shapes`` per set. Each shape gives
+a seeded 10k-point cloud (``--points``). Scores: ``equivision.metrics`` (CD-L1 ×100, EMD ×100
+on 2,048 points, NC, F-score@1%; 100k samples per surface).
 
-* equivision in the canonical pose;
-* equivision on the cloud under a random rotation (mesh rotated back before scoring) and
-  the relative change of each metric;
-* screened Poisson (pymeshlab, depth 8) with normals estimated and oriented by pymeshlab
-  (``pip install pymeshlab``, benchmark-only), and with the true normals of the sampled faces.
+Clean clouds, every method: equivision canonical and under a random rotation (mesh rotated
+back before scoring), the same for the no-pose ablation (``--ablation``, a run folder of
+``configs/recon_no_pose.json``; skipped if absent), and the anchors:
 
-Seconds per shape are measured in the same run. Without the shared data the script says so
-and exits (there is nothing meaningful to score).
+* Open3D (``pip install -e '.[bench]'``; its wheel needs Debian's ``libusb-1.0-0`` to import:
+  ``apt-get install -y libusb-1.0-0``): screened Poisson (depth 8, one thread) with normals
+  estimated (30 neighbours) and oriented by Open3D (consistent tangent plane), and with the
+  true normals of the sampled faces; ball pivoting with radii 1, 2, 4 × the mean spacing of
+  the points and the estimated normals;
+* pymeshlab: screened Poisson (depth 8) with normals estimated by pymeshlab (k = 10) and with
+  the true normals.
+
+Open3D is used when importable, pymeshlab otherwise; ``--with-meshlab`` reports both when
+both are present (not by default: pymeshlab's Poisson took over 40 s, up to 267 s, per 10k-point
+ABC cloud on our CPU in this configuration, against 2–3 s for Open3D's).
+Robustness (``--robust-shapes`` per set): Gaussian noise σ = 0.005 and 0.01 of the box, and
+5k / 2k points (random subsets of the 10k cloud), for equivision canonical and the anchors.
+Timing (``--timing-resolutions``): equivision's seconds per shape and field queries per second
+at each resolution on the first ``--timing-shapes`` shapes of each set, beside the anchors'
+seconds on the same clouds in the same run.
+
+Every result is appended to ``--results`` (JSON lines) as soon as it exists; a re-run skips
+what is already there (``--fresh`` starts over), then prints the tables. Without the shared
+data the script says so and exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from equivision.data import find_data_root, mesh_files
-from equivision.geometry import normalize_mesh, sample_surface_uniform
+from equivision.geometry import add_gaussian_noise, normalize_mesh, sample_surface_uniform
 from equivision.groups import SO3
 from equivision.io import Mesh, load_mesh
 from equivision.metrics import evaluate_reconstruction
@@ -34,6 +56,8 @@ from equivision.models import load
 from equivision.pipelines.reconstruct import reconstruct
 
 METRICS = ("cd_l1", "emd", "nc", "f1")
+VARIANTS = {"noise 0.005": ("noise", 0.005), "noise 0.01": ("noise", 0.01),
+            "5k points": ("sparse", 5000), "2k points": ("sparse", 2000)}
 
 
 def _scores(pred: Mesh, ref: Mesh, seed: int) -> dict[str, float]:
@@ -42,7 +66,43 @@ def _scores(pred: Mesh, ref: Mesh, seed: int) -> dict[str, float]:
             "f1": m.fscore[0.01]}
 
 
-def screened_poisson(points: np.ndarray, normals: np.ndarray | None, depth: int = 8) -> Mesh:
+def _mesh(vertices: np.ndarray, faces: np.ndarray) -> Mesh:
+    return Mesh(torch.as_tensor(np.asarray(vertices), dtype=torch.float32),
+                torch.as_tensor(np.asarray(faces), dtype=torch.long))
+
+
+# ----- anchors ---------------------------------------------------------------------------------
+def o3d_cloud(points: np.ndarray, normals: np.ndarray | None):
+    import open3d as o3d
+
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    if normals is None:
+        pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(30))
+        pcd.orient_normals_consistent_tangent_plane(30)
+    else:
+        pcd.normals = o3d.utility.Vector3dVector(normals.astype(np.float64))
+    return pcd
+
+
+def o3d_poisson(points: np.ndarray, normals: np.ndarray | None, depth: int = 8) -> Mesh:
+    import open3d as o3d
+
+    mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+        o3d_cloud(points, normals), depth=depth, n_threads=1)
+    return _mesh(mesh.vertices, mesh.triangles)
+
+
+def o3d_ball_pivoting(points: np.ndarray) -> Mesh:
+    import open3d as o3d
+
+    pcd = o3d_cloud(points, None)
+    spacing = float(np.mean(pcd.compute_nearest_neighbor_distance()))
+    radii = o3d.utility.DoubleVector([spacing, 2 * spacing, 4 * spacing])
+    mesh = o3d.geometry.TriangleMesh.create_from_point_cloud_ball_pivoting(pcd, radii)
+    return _mesh(mesh.vertices, mesh.triangles)
+
+
+def meshlab_poisson(points: np.ndarray, normals: np.ndarray | None, depth: int = 8) -> Mesh:
     import pymeshlab
 
     ms = pymeshlab.MeshSet()
@@ -50,107 +110,224 @@ def screened_poisson(points: np.ndarray, normals: np.ndarray | None, depth: int 
         ms.add_mesh(pymeshlab.Mesh(vertex_matrix=points.astype(np.float64)))
         ms.compute_normal_for_point_clouds(k=10, smoothiter=0)
     else:
-        ms.add_mesh(
-            pymeshlab.Mesh(
-                vertex_matrix=points.astype(np.float64), v_normals_matrix=normals.astype(np.float64)
-            )
-        )
+        ms.add_mesh(pymeshlab.Mesh(vertex_matrix=points.astype(np.float64),
+                                   v_normals_matrix=normals.astype(np.float64)))
     ms.generate_surface_reconstruction_screened_poisson(depth=depth, preclean=True)
     m = ms.current_mesh()
-    return Mesh(
-        torch.as_tensor(m.vertex_matrix(), dtype=torch.float32),
-        torch.as_tensor(m.face_matrix(), dtype=torch.long),
-    )
+    return _mesh(m.vertex_matrix(), m.face_matrix())
+
+
+def anchors(have_o3d: bool, have_meshlab: bool, *, all_of_them: bool
+            ) -> dict[str, Callable[[np.ndarray, np.ndarray], Mesh]]:
+    """Anchor name -> ``(points, true normals) -> mesh``: Open3D's if present, pymeshlab's
+    if Open3D is absent or ``all_of_them``."""
+    out: dict[str, Callable[[np.ndarray, np.ndarray], Mesh]] = {}
+    if have_o3d:
+        out["Open3D Poisson (estimated normals)"] = lambda p, n: o3d_poisson(p, None)
+        out["Open3D Poisson (true normals)"] = lambda p, n: o3d_poisson(p, n)
+        out["Open3D ball pivoting"] = lambda p, n: o3d_ball_pivoting(p)
+    if have_meshlab and (all_of_them or not have_o3d):
+        out["pymeshlab Poisson (estimated normals)"] = lambda p, n: meshlab_poisson(p, None)
+        out["pymeshlab Poisson (true normals)"] = lambda p, n: meshlab_poisson(p, n)
+    return out
+
+
+# ----- the run ---------------------------------------------------------------------------------
+def test_sets(n: int) -> dict[str, list[Path]]:
+    classic = {p.stem: p for p in mesh_files("classic")}
+    return {
+        "abc (held out)": mesh_files("abc")[-3:][:n],
+        "classic (scans)": [classic[s] for s in ("bunny", "armadillo", "fertility", "lion", "cow",
+                                                 "elephant")][:n],
+        "shapenet10": [mesh_files("shapenet10", c)[3]
+                       for c in ("chair", "aeroplane", "vase", "bench", "cup", "piano")][:n],
+    }
+
+
+class Results:
+    """JSON lines of ``{set, shape, variant, method, resolution, metrics…, seconds}``."""
+
+    def __init__(self, path: Path, fresh: bool) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and path.exists():
+            path.unlink()
+        self.rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        self.done = {self.key(r) for r in self.rows}
+
+    @staticmethod
+    def key(r: dict) -> tuple:
+        return r["set"], r["shape"], r["variant"], r["method"], r["resolution"]
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.done.add(self.key(row))
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def run_equivision(net: torch.nn.Module, pts: torch.Tensor, ref: Mesh, res: int, seed: int,
+                   rotation: torch.Tensor | None) -> dict:
+    cloud = pts if rotation is None else pts @ rotation.T
+    t = time.perf_counter()
+    rec = reconstruct(cloud, net, resolution=res)
+    seconds = time.perf_counter() - t
+    mesh = rec.mesh if rotation is None else Mesh(rec.mesh.vertices @ rotation, rec.mesh.faces)
+    queries = rec.stats.queried_nodes + 2 * rec.stats.projected_by_field
+    return {**_scores(mesh, ref, seed), "seconds": seconds, "queries": queries,
+            "field_seconds": rec.seconds["field_and_extraction"], "faces": len(mesh.faces)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="peif_default")
+    ap.add_argument("--ablation", default="runs/recon-no-pose",
+                    help="run folder (or packaged name) of the no-pose model; skipped if absent")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--points", type=int, default=10_000)
-    ap.add_argument("--quick", action="store_true", help="two shapes per set")
+    ap.add_argument("--shapes", type=int, default=4, help="shapes per set (ABC has 3 held out)")
+    ap.add_argument("--robust-shapes", type=int, default=2, help="shapes per set for noise/sparsity")
+    ap.add_argument("--timing-shapes", type=int, default=1, help="shapes per set timed at each resolution")
+    ap.add_argument("--timing-resolutions", default="256", help="comma-separated, besides --resolution")
+    ap.add_argument("--quick", action="store_true", help="2 shapes per set, no robustness, no timing")
+    ap.add_argument("--with-meshlab", action="store_true",
+                    help="pymeshlab's anchors on clean clouds even when Open3D is present")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/results.jsonl"))
+    ap.add_argument("--fresh", action="store_true", help="forget earlier results in --results")
+    ap.add_argument("--report-only", action="store_true", help="print the tables of --results")
     args = ap.parse_args()
-    if find_data_root() is None:
-        print("no shared data found: nothing to benchmark (set $EQUIVISION_DATA)")
-        return
+    results = Results(args.results, args.fresh and not args.report_only)
+    if not args.report_only:
+        if find_data_root() is None:
+            print("no shared data found: nothing to benchmark (set $EQUIVISION_DATA)")
+            return
+        benchmark(args, results)
+    report(results.rows, args.resolution)
+
+
+def benchmark(args: argparse.Namespace, results: Results) -> None:
+    try:
+        import open3d  # noqa: F401
+
+        have_o3d = True
+    except (ImportError, OSError) as e:  # OSError: libusb-1.0 missing
+        have_o3d = False
+        print(f"open3d is not usable ({e}): its anchors are skipped")
     try:
         import pymeshlab  # noqa: F401
 
-        have_poisson = True
+        have_meshlab = True
     except ImportError:
-        have_poisson = False
-        print("pymeshlab is not installed: the screened-Poisson anchor is skipped")
-    net = load(args.model, model="peif")
-    abc = mesh_files("abc")
-    sets = {
-        "abc (held out)": abc[-3:],
-        "classic (scans)": [
-            p
-            for p in mesh_files("classic")
-            if p.stem in ("bunny", "armadillo", "fertility", "lion", "cow", "elephant")
-        ],
-        "shapenet10": [
-            mesh_files("shapenet10", c)[3] for c in ("chair", "aeroplane", "vase", "bench", "cup", "piano")
-        ],
-    }
-    rows: dict[str, dict[str, list[float]]] = {}
-    times: dict[str, list[float]] = {}
-    for set_name, files in sets.items():
-        files = files[:2] if args.quick else files
+        have_meshlab = False
+        print("pymeshlab is not installed: its anchors are skipped")
+    nets = {"equivision": load(args.model, model="peif")}
+    try:
+        nets["no-pose ablation"] = load(args.ablation, model="peif")
+    except Exception as e:  # a missing run folder is a normal way to skip the ablation
+        print(f"no ablation model at {args.ablation} ({type(e).__name__}): skipped")
+    n_shapes = 2 if args.quick else args.shapes
+    timing_res = [] if args.quick else [int(r) for r in args.timing_resolutions.split(",") if r]
+    robust = 0 if args.quick else args.robust_shapes
+
+    def todo(set_name: str, shape: str, variant: str, method: str, res: int | None) -> bool:
+        return (set_name, shape, variant, method, res) not in results.done
+
+    def record(set_name: str, shape: str, variant: str, method: str, res: int | None, row: dict) -> None:
+        results.add({"set": set_name, "shape": shape, "variant": variant, "method": method,
+                     "resolution": res, **row})
+        extra = f" {row['seconds']:.1f}s" if "seconds" in row else ""
+        print(f"{set_name} | {shape} | {variant} | {method}"
+              + (f" | res {res}" if res else "") + f": F={row.get('f1', float('nan')):.4f}"
+              f" CD={row.get('cd_l1', float('nan')):.4f}{extra}", flush=True)
+
+    def run_anchor(fn: Callable[[np.ndarray, np.ndarray], Mesh], pts: torch.Tensor, nrm: torch.Tensor,
+                   ref: Mesh, seed: int) -> dict:
+        t = time.perf_counter()
+        try:
+            mesh = fn(pts.numpy(), nrm.numpy())
+        except Exception as e:  # an anchor's failure is a result, not a crash of the benchmark
+            return {"failed": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t}
+        seconds = time.perf_counter() - t
+        if len(mesh.faces) == 0:
+            return {"failed": "empty mesh", "seconds": seconds}
+        return {**_scores(mesh, ref, seed), "seconds": seconds, "faces": len(mesh.faces)}
+
+    for set_name, files in test_sets(n_shapes).items():
         for i, f in enumerate(files):
             ref, _, _ = normalize_mesh(load_mesh(f))
             pts, nrm = sample_surface_uniform(ref, args.points, seed=args.seed + i)
-            t = time.perf_counter()
-            ours = reconstruct(pts, net, resolution=args.resolution).mesh
-            times.setdefault("equivision", []).append(time.perf_counter() - t)
-            r = SO3().random(1, seed=args.seed + 100 + i)[0]
-            rot = reconstruct(pts @ r.T, net, resolution=args.resolution).mesh
-            rot = Mesh(rot.vertices @ r, rot.faces)  # back to the canonical pose
-            results = {"equivision": _scores(ours, ref, i), "equivision, rotated": _scores(rot, ref, i)}
-            if have_poisson:
-                t = time.perf_counter()
-                est = screened_poisson(pts.numpy(), None)
-                times.setdefault("Poisson (estimated normals)", []).append(time.perf_counter() - t)
-                results["Poisson (estimated normals)"] = _scores(est, ref, i)
-                results["Poisson (true normals)"] = _scores(
-                    screened_poisson(pts.numpy(), nrm.numpy()), ref, i
-                )
-            for method, sc in results.items():
-                for k, v in sc.items():
-                    rows.setdefault(f"{set_name}|{method}", {}).setdefault(k, []).append(v)
-            print(
-                f"{set_name}: {f.stem}: " + ", ".join(f"{m} F={s['f1']:.3f}" for m, s in results.items()),
-                flush=True,
-            )
+            rot = SO3().random(1, seed=args.seed + 100 + i)[0].to(pts.dtype)
+            clean: list[tuple[str, int, torch.Tensor | None]] = [
+                ("", args.resolution, None), (", rotated", args.resolution, rot)]
+            clean += [("", r, None) for r in timing_res if i < args.timing_shapes]
+            for name, net in nets.items():
+                for suffix, res, r in clean:
+                    if name != "equivision" and res != args.resolution:
+                        continue
+                    if todo(set_name, f.stem, "clean", name + suffix, res):
+                        record(set_name, f.stem, "clean", name + suffix, res,
+                               run_equivision(net, pts, ref, res, i, r))
+            for method, fn in anchors(have_o3d, have_meshlab, all_of_them=args.with_meshlab).items():
+                if todo(set_name, f.stem, "clean", method, None):
+                    record(set_name, f.stem, "clean", method, None, run_anchor(fn, pts, nrm, ref, i))
+            if i >= robust:
+                continue
+            for variant, (kind, value) in VARIANTS.items():
+                if kind == "noise":
+                    v_pts, v_nrm = add_gaussian_noise(pts, float(value), seed=args.seed + 200 + i), nrm
+                else:
+                    pick = torch.randperm(len(pts), generator=torch.Generator().manual_seed(args.seed + i))
+                    v_pts, v_nrm = pts[pick[: int(value)]], nrm[pick[: int(value)]]
+                if todo(set_name, f.stem, variant, "equivision", args.resolution):
+                    record(set_name, f.stem, variant, "equivision", args.resolution,
+                           run_equivision(nets["equivision"], v_pts, ref, args.resolution, i, None))
+                for method, fn in anchors(have_o3d, have_meshlab, all_of_them=False).items():
+                    if todo(set_name, f.stem, variant, method, None):
+                        record(set_name, f.stem, variant, method, None, run_anchor(fn, v_pts, v_nrm, ref, i))
+
+
+def report(rows: list[dict], resolution: int) -> None:
+    """Markdown tables: means per set and method (clean, then each variant), the relative
+    change under rotation, and the timings."""
+    def mean(xs: list[float]) -> float:
+        return statistics.mean(xs) if xs else float("nan")
+
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        if r["resolution"] in (None, resolution):
+            groups.setdefault((r["variant"], r["set"], r["method"]), []).append(r)
+    variants = ["clean", *[v for v in VARIANTS if any(k[0] == v for k in groups)]]
+    for variant in variants:
+        print(f"\n{variant} (resolution {resolution} for equivision)\n")
+        print("| set | method | CD-L1 ×100 | EMD ×100 | NC | F-score@1% | n | failed |")
+        print("|---|---|---|---|---|---|---|---|")
+        for (v, s, m), rs in groups.items():
+            if v != variant:
+                continue
+            ok = [r for r in rs if "failed" not in r]
+            print(f"| {s} | {m} | " + " | ".join(f"{mean([r[k] for r in ok]):.4f}" for k in METRICS)
+                  + f" | {len(ok)} | {len(rs) - len(ok)} |")
     print()
-    print(
-        f"| set | method | CD-L1 ×100 | EMD ×100 | NC | F-score@1% "
-        f"| (resolution {args.resolution}, {args.points} points) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for key, sc in rows.items():
-        s, m = key.split("|")
-        print(
-            f"| {s} | {m} | "
-            + " | ".join(f"{statistics.mean(sc[k]):.4f}" for k in METRICS)
-            + f" | n={len(sc['f1'])} |"
-        )
-    print()
-    for s in sets:
-        a, b = rows.get(f"{s}|equivision"), rows.get(f"{s}|equivision, rotated")
-        if a and b:
-            rel = {
-                k: abs(statistics.mean(b[k]) - statistics.mean(a[k])) / abs(statistics.mean(a[k]))
-                for k in METRICS
-            }
-            print(
-                f"{s}: relative change under rotation: " + ", ".join(f"{k} {v:.2%}" for k, v in rel.items())
-            )
-    for name, ts in times.items():
-        print(
-            f"seconds per shape, {name}: {statistics.mean(ts):.1f} (CPU, {torch.get_num_threads()} thread(s))"
-        )
+    for s in dict.fromkeys(k[1] for k in groups):
+        for m in ("equivision", "no-pose ablation"):
+            a, b = groups.get(("clean", s, m)), groups.get(("clean", s, m + ", rotated"))
+            if a and b:
+                ma, mb = ({k: mean([r[k] for r in x]) for k in METRICS} for x in (a, b))
+                rel = {k: abs(mb[k] - ma[k]) / abs(ma[k]) for k in METRICS}
+                print(f"{s}: {m}: relative change under rotation: "
+                      + ", ".join(f"{k} {v:.2%}" for k, v in rel.items()))
+    print("\n| set | method | resolution | seconds per shape | field queries per second | n |")
+    print("|---|---|---|---|---|---|")
+    timing: dict[tuple[str, str, object], list[dict]] = {}
+    for r in rows:
+        if r["variant"] == "clean" and "seconds" in r and "failed" not in r:
+            timing.setdefault((r["set"], r["method"], r["resolution"]), []).append(r)
+    for (s, m, res), rs in sorted(timing.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+        qps = mean([r["queries"] / r["field_seconds"] for r in rs]) if "queries" in rs[0] else None
+        print(f"| {s} | {m} | {res or '-'} | {mean([r['seconds'] for r in rs]):.1f} | "
+              + (f"{qps:,.0f}" if qps else "-") + f" | {len(rs)} |")
+    print(f"\n(CPU, {torch.get_num_threads()} torch thread(s))")
 
 
 if __name__ == "__main__":

@@ -63,5 +63,6 @@ def reconstruct(
         save_preview(points, result.mesh, preview, title=f"{cloud.name} → {out.name}")
     console.print(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
-        f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid); wrote {out}"
+        f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "
+        f"{result.stats.projected_by_field} vertices projected by the field); wrote {out}"
     )
