@@ -151,7 +151,11 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
     def job(seed: int, collection: str, model: str, training: str):
         def fn(run_dir):
             task = get_task(EXPERIMENT_MODELS[model])
-            n_classes = 10 if collection == "shapenet10" else 8
+            from equivision.data import get_collection
+            from equivision.data.procedural import FAMILIES
+
+            classes = get_collection("shapenet10").classes if collection == "shapenet10" else FAMILIES
+            n_classes = len(classes)
             task_cfg = {"collection": collection, "protocol": EXPERIMENT_TRAINING[training][0],
                         **EXPERIMENT_DATA[collection],
                         "model": {"num_classes": n_classes, "dropout": 0.1}}
