@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from equivision.data.rotmnist import make_split, rescale_images, rot90_images, rotate_images
+from equivision.data.rotmnist import (
+    RandomlyRescaled,
+    RandomlyRotated,
+    make_split,
+    rescale_images,
+    rot90_images,
+    rotate_images,
+)
 from equivision.errors import ConfigError, InvalidInputError, ShapeError
 from equivision.groups import SO2, act_on_image
 from equivision.models.gcnn import (
@@ -118,6 +125,32 @@ def test_split_bad_input():
         make_split("A", n_train=50, n_test=20, digits=_digits())
 
 
+def test_online_augmentation_draws_fresh_transforms_from_the_seeded_rng():
+    split = make_split("A", n_train=40, n_test=20, digits=_digits())
+    torch.testing.assert_close(split.train_source, make_split("B", n_train=40, n_test=20,
+                                                              digits=_digits()).train_images)
+    ds = RandomlyRotated(split.train_source, split.train_labels)
+    torch.manual_seed(5)
+    a, label = ds[3]
+    b, _ = ds[3]
+    assert a.shape == (1, 28, 28) and int(label) == int(split.train_labels[3])
+    assert not torch.equal(a, b)  # a fresh angle at every access
+    torch.manual_seed(5)  # ... drawn from the global RNG: reproducible by seed
+    angle = torch.rand(1, dtype=torch.float64) * 2 * torch.pi
+    torch.testing.assert_close(a, rotate_images(split.train_source[3], angle))
+    # rotation keeps the ink (up to what bilinear resampling moves off the centre-bar)
+    assert float(a.sum()) == pytest.approx(float(split.train_source[3].sum()), rel=0.05)
+
+    scaled = RandomlyRescaled(split.train_source, split.train_labels)
+    torch.manual_seed(6)
+    c, _ = scaled[0]
+    torch.manual_seed(6)
+    factor = 0.3 + 0.7 * torch.rand(1, dtype=torch.float64)
+    torch.testing.assert_close(c, rescale_images(split.train_source[0], factor))
+    with pytest.raises(InvalidInputError, match=r"\(N, 1, H, W\)"):
+        RandomlyRotated(split.train_source[:, 0], split.train_labels)
+
+
 # ----------------------------------------------------------------------------- task
 
 def test_rotmnist_task_trains_a_few_steps(tmp_path, data_root):
@@ -146,3 +179,17 @@ def test_rotmnist_config_errors():
         RotMNISTConfig(n_train=9000, n_test=2000)
     with pytest.raises(ConfigError, match="in_channels"):
         RotMNISTConfig(model=GCNNConfig(in_channels=3))
+    with pytest.raises(ConfigError, match="augment"):
+        RotMNISTConfig(protocol="B", augment=True)
+
+
+def test_rotmnist_task_augment_uses_the_source_digits(data_root):
+    from equivision.tasks.rotmnist import RotMNISTConfig, RotMNISTTask
+
+    train_a, test_a = RotMNISTTask().datasets(RotMNISTConfig(protocol="A", augment=True,
+                                                             n_train=50, n_test=20))
+    train_s, _ = RotMNISTTask().datasets(RotMNISTConfig(protocol="scale", augment=True,
+                                                        n_train=50, n_test=20))
+    assert isinstance(train_a, RandomlyRotated) and isinstance(train_s, RandomlyRescaled)
+    _, test_fixed = RotMNISTTask().datasets(RotMNISTConfig(protocol="A", n_train=50, n_test=20))
+    torch.testing.assert_close(test_a.tensors[0], test_fixed.tensors[0])  # same test set

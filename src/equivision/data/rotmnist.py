@@ -13,6 +13,10 @@ are split once, by ``split_seed``, into 8,000 training and 2,000 test digits. Th
 
 Every test set also comes as the upright digits and as the digits rotated by a random
 multiple of 90° (an exact pixel permutation): :class:`RotMNISTSplit`.
+
+Online augmentation (:class:`RandomlyRotated`, :class:`RandomlyRescaled`): instead of one
+fixed angle (factor) per training digit, a fresh one at every draw, from the untransformed
+training digits (``RotMNISTSplit.train_source``); the test sets do not change.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from equivision.errors import InvalidInputError
 from equivision.groups import transform_image
@@ -37,6 +42,8 @@ class RotMNISTSplit:
 
     train_images: Tensor
     train_labels: Tensor
+    train_source: Tensor
+    """The training digits before the protocol's transform (upright, full size)."""
     test_images: Tensor
     """The protocol's test set (rotated for A and B, rescaled for "scale")."""
     test_upright: Tensor
@@ -118,11 +125,51 @@ def make_split(protocol: str = "A", *, split_seed: int = 0, transform_seed: int 
         train, test = x_tr, rescale_images(x_te, test_scales)
     return RotMNISTSplit(
         train_images=train[:, None].contiguous(), train_labels=labels[tr].clone(),
+        train_source=x_tr[:, None].contiguous(),
         test_images=test[:, None].contiguous(), test_upright=x_te[:, None].contiguous(),
         test_rot90=rot90_images(x_te, quarter)[:, None].contiguous(),
         test_labels=labels[te].clone(), source=source,
     )
 
 
-__all__ = ["PROTOCOLS", "RotMNISTSplit", "load_digits", "make_split", "rescale_images",
-           "rot90_images", "rotate_images"]
+class _RandomlyTransformed(Dataset):
+    """``(image (1, H, W), label)`` pairs, the image transformed afresh at every access by a
+    transform drawn from torch's global RNG (which the trainer seeds and checkpoints, so a
+    resumed run with ``num_workers = 0`` draws the same transforms)."""
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if images.ndim != 4 or images.shape[1] != 1 or labels.shape != images.shape[:1]:
+            raise InvalidInputError(f"images must be (N, 1, H, W) with labels (N,), got "
+                                    f"{tuple(images.shape)} and {tuple(labels.shape)}")
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _transform(self, image: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return self._transform(self.images[i]), self.labels[i]
+
+
+class RandomlyRotated(_RandomlyTransformed):
+    """Digits rotated by an angle uniform in [0, 2π), drawn at every access (protocol A with
+    online re-rotation)."""
+
+    def _transform(self, image: Tensor) -> Tensor:
+        angle = torch.rand(1, dtype=torch.float64) * 2 * math.pi
+        return rotate_images(image, angle).to(image.dtype)
+
+
+class RandomlyRescaled(_RandomlyTransformed):
+    """Digits shrunk by a factor uniform in :data:`SCALE_RANGE`, drawn at every access."""
+
+    def _transform(self, image: Tensor) -> Tensor:
+        lo, hi = SCALE_RANGE
+        factor = lo + (hi - lo) * torch.rand(1, dtype=torch.float64)
+        return rescale_images(image, factor).to(image.dtype)
+
+
+__all__ = ["PROTOCOLS", "RandomlyRescaled", "RandomlyRotated", "RotMNISTSplit", "load_digits",
+           "make_split", "rescale_images", "rot90_images", "rotate_images"]

@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from equivision.data.rotmnist import PROTOCOLS, RotMNISTSplit, make_split
+from equivision.data.rotmnist import (
+    PROTOCOLS,
+    RandomlyRescaled,
+    RandomlyRotated,
+    RotMNISTSplit,
+    make_split,
+)
 from equivision.errors import ConfigError
 from equivision.models.gcnn import GCNNConfig
 from equivision.training.tasks import Task, register_task
@@ -31,6 +37,9 @@ class RotMNISTConfig:
     transform_seed: int = 1
     n_train: int = 8000
     n_test: int = 2000
+    augment: bool = False
+    """Protocols A and scale: draw a fresh angle (factor) for every training digit at every
+    epoch instead of one fixed per digit; the test set is unchanged."""
     model: GCNNConfig = field(default_factory=GCNNConfig)
 
     def __post_init__(self) -> None:
@@ -43,6 +52,10 @@ class RotMNISTConfig:
         if self.model.in_channels != 1 or self.model.num_classes != 10:
             raise ConfigError("rotmnist classifies 1-channel digits into 10 classes: "
                               "task.model.in_channels must be 1 and num_classes 10")
+        if self.augment and self.protocol not in ("A", "scale"):
+            raise ConfigError(f"task.augment applies to protocols A and scale (their training "
+                              f"digits are transformed); protocol {self.protocol!r} trains on "
+                              f"untransformed digits")
 
 
 @lru_cache(maxsize=4)
@@ -61,7 +74,12 @@ class RotMNISTTask(Task):
 
     def datasets(self, cfg: RotMNISTConfig) -> tuple[Dataset, Dataset]:
         s = _split(cfg.protocol, cfg.split_seed, cfg.transform_seed, cfg.n_train, cfg.n_test)
-        return (TensorDataset(s.train_images, s.train_labels),
+        train: Dataset = TensorDataset(s.train_images, s.train_labels)
+        if cfg.augment and cfg.protocol == "A":
+            train = RandomlyRotated(s.train_source, s.train_labels)
+        elif cfg.augment and cfg.protocol == "scale":
+            train = RandomlyRescaled(s.train_source, s.train_labels)
+        return (train,
                 TensorDataset(s.test_images, s.test_upright, s.test_rot90, s.test_labels))
 
     def loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, ...]
