@@ -1,9 +1,21 @@
 """Point cloud → mesh with a displacement field (PEIF), at any pose and scale.
 
-The cloud is cleaned (NaN/inf refused, exact duplicates removed), normalised to the unit
-bounding box (so clouds in millimetres or kilometres behave the same), the field is evaluated
-only near the points, the mesh extracted (:func:`equivision.recon.extract.extract_mesh_udf`)
-and mapped back to the cloud's own coordinates.
+The cloud is cleaned (NaN/inf refused, exact duplicates removed), expressed in its own
+canonical frame (centroid and principal axes, :func:`equivision.recon.frames.cloud_frame`),
+normalised to the unit bounding box there (so clouds in millimetres or kilometres behave the
+same), the field is evaluated only near the points, the mesh extracted
+(:func:`equivision.recon.extract.extract_mesh_udf`) and mapped back to the cloud's own
+coordinates.
+
+**Pose.** The extraction grid is axis-aligned in the canonical frame, not in the world: a
+rotated and translated cloud gives the same canonical cloud (to float rounding), the same
+grid, box and voxel size, hence the same mesh, moved by the same rotation and translation. The
+PEIF field is also equivariant patch by patch; the grid's frame is what makes the *extraction*
+equivariant (with a world-aligned grid the voxel lattice, and the bounding box that sets the
+voxel size, change with the pose). The frame's documented limits: when the cloud's covariance
+has (nearly) repeated eigenvalues, axes come from the farthest point (see ``cloud_frame``),
+which is equivariant but depends on that one sample; ties of the farthest distance to float
+rounding can flip the frame, giving another (equally valid) grid orientation.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.geometry import denormalize_points, normalize_points
 from equivision.io.meshes import Mesh
 from equivision.recon.extract import DisplacementFn, ExtractionStats, extract_mesh_udf
+from equivision.recon.frames import LocalFrames, cloud_frame
 from equivision.recon.patches import remove_duplicate_points
 from equivision.recon.predict import displacement_field
 
@@ -32,6 +45,9 @@ class Reconstruction:
     stats: ExtractionStats
     n_points_used: int
     seconds: dict[str, float] = field(default_factory=dict)
+    grid_frame: LocalFrames | None = None
+    """The cloud's canonical frame the grid was aligned with (``status`` flags degenerate
+    cases); ``None`` with ``align_grid=False``."""
 
 
 def check_cloud_for_surface(points: Tensor, min_points: int) -> Tensor:
@@ -59,22 +75,39 @@ def reconstruct_with_field(
     *,
     min_points: int = 1,
     resolution: int = 128,
+    align_grid: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Reconstruct with any displacement field: ``make_field(normalised cloud)`` returns the
-    field over the unit box."""
+    field over the unit box.
+
+    ``align_grid`` (default): the cloud is first expressed in its canonical frame, so the
+    result is equivariant whatever the field (see the module doc). ``False``: the grid is
+    aligned with the world axes (the pipeline before 2026-11-22); the result then depends on
+    the pose through the grid, and through the field unless it is equivariant itself. It
+    exists to measure a field's *own* equivariance (the no-pose ablation of the benchmark,
+    the tests), which the aligned grid would hide."""
     t0 = time.perf_counter()
     cloud = check_cloud_for_surface(points, min_points)
-    unit, center, scale = normalize_points(cloud)
+    frame = None
+    work = cloud.double()
+    if align_grid:
+        frame = cloud_frame(work)
+        work = (work - frame.centroids) @ frame.rotations
+    unit, center, scale = normalize_points(work)
     t1 = time.perf_counter()
-    mesh, stats = extract_mesh_udf(make_field(unit), unit, resolution=resolution, progress=progress)
+    mesh, stats = extract_mesh_udf(make_field(unit.to(points.dtype)), unit.to(points.dtype),
+                                   resolution=resolution, progress=progress)
     t2 = time.perf_counter()
-    verts = denormalize_points(mesh.vertices.to(center.dtype), center, scale).to(points.dtype)
+    verts = denormalize_points(mesh.vertices.double(), center, scale)
+    if frame is not None:
+        verts = verts @ frame.rotations.T + frame.centroids
     return Reconstruction(
-        Mesh(verts, mesh.faces),
+        Mesh(verts.to(points.dtype), mesh.faces),
         stats,
         int(cloud.shape[0]),
         {"prepare": t1 - t0, "field_and_extraction": t2 - t1},
+        frame,
     )
 
 
@@ -85,13 +118,17 @@ def reconstruct(
     resolution: int = 128,
     device: torch.device | str | None = None,
     batch_size: int = 16384,
+    align_grid: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Mesh of the surface sampled by ``points (N, 3)`` with a trained PEIF ``model``.
 
-    The result does not depend on the cloud's pose (up to the grid the mesh is extracted on):
-    the field is SE(3)-equivariant patch by patch. ``resolution``: grid nodes per axis of the
-    unit box (128 or 256). ``device``: where the network runs (default: the model's).
+    The result follows the cloud's pose (rotate and translate the cloud, and the mesh moves
+    the same way, to float rounding): the grid is aligned with the cloud's canonical frame
+    and the field is SE(3)-equivariant patch by patch. ``resolution``: grid nodes per axis of
+    the unit box (128 or 256). ``device``: where the network runs (default: the model's).
+    ``align_grid=False``: a world-aligned grid, to measure the field's own equivariance (see
+    :func:`reconstruct_with_field`).
     """
     if device is not None:
         model = model.to(device)
@@ -106,7 +143,8 @@ def reconstruct(
 
     with torch.no_grad():
         return reconstruct_with_field(
-            points, make_field, min_points=k, resolution=resolution, progress=progress
+            points, make_field, min_points=k, resolution=resolution, align_grid=align_grid,
+            progress=progress,
         )
 
 

@@ -292,6 +292,27 @@ def local_frames(
                        lam.to(dt).reshape(*batch, 3), st.reshape(batch))
 
 
+def cloud_frame(points: Tensor, *, gap_tol: float = 1e-2, sign_tol: float = 1e-3) -> LocalFrames:
+    """The canonical frame of a whole cloud ``(N, 3)``: its centroid and principal axes, by
+    the same construction as a patch frame (:func:`local_frames` with the cloud as one patch
+    and no query; batch shape ``()``).
+
+    Used to align the reconstruction grid with the cloud, so that moving the cloud by
+    ``x ↦ R x + t`` moves the frame with it and the extraction sees the same canonical cloud.
+    With distinct eigenvalues (gaps above ``gap_tol·λ₁``) the axes are the eigenvectors,
+    signed by the farthest point (anchor rule). For (near-)repeated eigenvalues — an
+    isotropic cloud such as a sampled sphere or a cube's corners, or a disc — the axes in the
+    repeated eigenspace come from the anchor point instead (``AXIS1_FROM_ANCHOR`` /
+    ``AXIS2_FROM_ANCHOR`` in ``status``): still equivariant as long as the farthest point is
+    unique by more than float rounding, but the frame then hangs on one sample, so it jumps
+    between two samplings of the same surface (not between two poses of one cloud).
+    """
+    if points.ndim != 2 or points.shape[-1] != 3:
+        raise ShapeError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    fr = local_frames(points[None], gap_tol=gap_tol, sign_tol=sign_tol)
+    return LocalFrames(fr.centroids[0], fr.rotations[0], fr.eigenvalues[0], fr.status[0])
+
+
 # ----- maps into and out of the frames -------------------------------------------------------------
 def points_to_frame(points: Tensor, frames: LocalFrames) -> Tensor:
     """Canonical coordinates ``(x − μ) U`` of ``points (..., 3)`` (one per frame) or
