@@ -23,7 +23,14 @@ cubes cannot run; instead (our own formulation of the pseudo-sign idea of MeshUD
    field gives at the edge's two end nodes where they agree (no new query), else by the
    field's own displacement at the vertex, and faces whose vertices remain farther than
    ``face_max_udf`` (default voxel/3, as NVF filters) are removed: no spurious faces where the
-   field is unsure. ``projection="field"`` queries every vertex (the slower original rule).
+   field is unsure. That check costs a second query at the moved vertex, made only where the
+   step was longer than ``face_max_udf / 16``: a field with Lipschitz constant 15 cannot fail
+   it after a shorter step (a distance field has constant 1). A learned field has jumps (its
+   K-NN patch changes); on ABC part 00011084 (resolution 128) this skips 67k of 221k checks,
+   of which the skipped check would have failed 47 times; with the bound of a true distance
+   field (steps up to ``face_max_udf / 2``) it would have skipped 179k and kept 2,282 failing
+   vertices, costing 1.4 % CD-L1 and 0.004 F-score. ``projection="field"`` queries every
+   vertex (the slower original rule).
 
 Output vertices are shared between faces (one per crossed grid edge); faces of open surfaces
 stay open. Orientation is consistent within each tetrahedron but not globally (an unsigned
@@ -45,6 +52,10 @@ from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.io.meshes import Mesh
 
 DisplacementFn = Callable[[Tensor], Tensor]
+
+# Lipschitz constant assumed of the field when deciding which projected vertices need a second
+# query to check them (a distance field has 1; see the module doc for the measured margin).
+_CHECK_LIPSCHITZ = 15.0
 
 # Kuhn decomposition: corner c = x + 2y + 4z; each tetrahedron is a monotone path 0 → 7.
 _AXIS_BIT = (1, 2, 4)
@@ -98,6 +109,10 @@ class ExtractionStats:
     voxel: float
     projected_by_field: int = 0
     """Vertices moved by a field query (all of them with ``projection="field"``)."""
+    checked_by_field: int = 0
+    """Of those, vertices whose step was longer than ``face_max_udf / 16``, checked by a second
+    query at their new place. Field queries in all: ``queried_nodes + projected_by_field +
+    checked_by_field``."""
 
 
 def _active_nodes(points: Tensor, lo: float, voxel: float, res: int, band: float) -> np.ndarray:
@@ -283,7 +298,7 @@ def extract_mesh_udf(
     verts = xyz[va] + t[:, None] * (xyz[vb] - xyz[va])
     faces = inverse.reshape(-1, 3)
     faces_before = len(faces)
-    n_verts_queried = 0
+    n_verts_queried = n_checked = 0
     if project:
         if projection == "adaptive":
             step, unsure = _plane_projection(xyz, disp, udf, va, vb, t, verts, voxel, plane_tol)
@@ -294,7 +309,15 @@ def extract_mesh_udf(
             n_verts_queried = int(unsure.sum())
             d_v = query(verts[unsure])
             step[unsure] = d_v
-            bad_v[unsure] = query(verts[unsure] + d_v).norm(dim=-1) > face_max
+            # the check |Δ(v + Δv)| ≤ face_max cannot fail when |Δv| ≤ face_max / (1 + L) for
+            # a field with Lipschitz constant L (|Δ(v + Δv)| ≤ |Δv| + L |Δv|); L = 15 leaves
+            # margin for a learned field's jumps: only the other vertices are checked by a
+            # second query (see the module doc)
+            far = unsure.clone()
+            far[unsure] = d_v.norm(dim=-1) > face_max / (1 + _CHECK_LIPSCHITZ)
+            n_checked = int(far.sum())
+            if n_checked:
+                bad_v[far] = query(verts[far] + step[far]).norm(dim=-1) > face_max
         verts = verts + step
         faces = faces[~bad_v[faces].any(1)]
     # drop degenerate faces and unreferenced vertices
@@ -306,5 +329,5 @@ def extract_mesh_udf(
     if len(mesh.faces) == 0:
         raise DegenerateGeometryError("every extracted face was farther than face_max_udf from the surface")
     stats = ExtractionStats(len(nodes), len(cubes), faces_before, len(mesh.faces), voxel,
-                            n_verts_queried)
+                            n_verts_queried, n_checked)
     return mesh, stats
