@@ -193,3 +193,54 @@ def test_rotmnist_task_augment_uses_the_source_digits(data_root):
     assert isinstance(train_a, RandomlyRotated) and isinstance(train_s, RandomlyRescaled)
     _, test_fixed = RotMNISTTask().datasets(RotMNISTConfig(protocol="A", n_train=50, n_test=20))
     torch.testing.assert_close(test_a.tensors[0], test_fixed.tensors[0])  # same test set
+
+
+def test_experiment_names_order_and_summary(tmp_path):
+    import json
+
+    from equivision.tasks.rotmnist import (
+        EXPERIMENT_RUNS,
+        ExperimentRun,
+        experiment_jobs,
+        summarize_experiment,
+    )
+
+    jobs = experiment_jobs((0, 1))
+    names = [run.name(seed) for seed, run in jobs]
+    assert len(names) == len(set(names)) == 2 * len(EXPERIMENT_RUNS)
+    assert names[0] == "A_plain_s0"  # the short schedule keeps its first names
+    assert "A_4000+aug_p4_w12_s1" in names
+    # within a schedule, the first seed of every protocol-A model comes first
+    long_jobs = [(s, r.arch) for s, r in jobs if r.schedule == "4000+aug"]
+    assert {a for s, a in long_jobs[:4]} == {"plain", "p4", "p8", "e2cnn_c8"}
+    assert all(s == 0 for s, _ in long_jobs[:4])
+
+    rows = [  # an old row without steps/augment belongs to the short schedule
+        {"protocol": "A", "arch": "p4", "width": 8, "seed": 0, "params": 100, "seconds": 60.0,
+         "error": 5.0},
+        {"protocol": "A", "arch": "p4", "width": 12, "steps": 4000, "augment": True, "seed": 0,
+         "params": 200, "seconds": 120.0, "error": 2.0},
+        {"protocol": "A", "arch": "p4", "width": 12, "steps": 4000, "augment": True, "seed": 1,
+         "params": 200, "seconds": 180.0, "error": 3.0},
+    ]
+    (tmp_path / "results_0.json").write_text(json.dumps(rows))
+    table = summarize_experiment(str(tmp_path))
+    assert "| A: rotated → rotated | 5.00 ± 0.00 (n=1) |" in table
+    assert "| A: rotated → rotated [4000 steps, fresh transforms] | 2.50 ± 0.71 (n=2) |" in table
+    assert "| minutes per run [4000 steps, fresh transforms] | 2.5 |" in table
+    assert ExperimentRun("B", "p4", 8).schedule == "short"
+
+
+def test_spatial_max_pool_keeps_a_small_objects_features():
+    torch.manual_seed(0)
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 12:16, 12:16] = 1.0
+    for pool in ("mean", "max"):
+        m = PlainCNN(width=4, depth=2, spatial_pool=pool).eval()
+        feats = m.features(x)
+        # padding the same blob into a larger canvas dilutes the mean, not the max
+        big = torch.nn.functional.pad(x, (14, 14, 14, 14))
+        ratio = float(m.features(big).abs().sum() / feats.abs().sum())
+        assert (ratio == pytest.approx(1.0, abs=1e-5)) == (pool == "max"), (pool, ratio)
+    with pytest.raises(ConfigError, match="spatial_pool"):
+        GCNNConfig(spatial_pool="sum")

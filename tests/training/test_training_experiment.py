@@ -35,6 +35,10 @@ def test_two_shards_share_the_jobs_and_results_gather(tmp_path):
     (tmp_path / "results_1.json").write_text(json.dumps([{"name": "y", "value": 2.0}]))
     rows = read_results(tmp_path)
     assert sorted(r["name"] for r in rows) == ["x", "y", "z"]
+    # a later process reusing shard 0 with new jobs keeps the shard's earlier rows
+    rows0 = run_jobs(tmp_path, [*jobs, job("w", 8.0)], shard=0)
+    assert [r["name"] for r in rows0] == ["x", "z", "w"] and ran[-1] == "w"
+    assert sorted(r["name"] for r in read_results(tmp_path)) == ["w", "x", "y", "z"]
 
 
 def test_read_results_of_an_empty_folder_says_what_to_do(tmp_path):

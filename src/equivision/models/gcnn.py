@@ -57,6 +57,10 @@ class GCNNConfig:
     num_scales: int = 3
     """Scales √2^i of the "scale" arch."""
     projection: Literal["max", "mean"] = "max"
+    spatial_pool: Literal["mean", "max"] = "mean"
+    """Global pooling over the plane before the linear head. "max" keeps the features of a
+    small object as strong as those of a large one (the mean dilutes them by its area), which
+    a scale-invariant model needs."""
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -70,6 +74,9 @@ class GCNNConfig:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.projection not in ("max", "mean"):
             raise ConfigError(f"model.projection must be max or mean, got {self.projection!r}")
+        if self.spatial_pool not in ("max", "mean"):
+            raise ConfigError(f"model.spatial_pool must be mean or max, got "
+                              f"{self.spatial_pool!r}")
 
 
 def _skeleton(first: nn.Module, conv: Callable[[], nn.Module], norm: Callable[[int], nn.Module],
@@ -88,6 +95,11 @@ class _Classifier(nn.Module):
     """The shared head and input checks; subclasses fill ``self.blocks`` and ``features``."""
 
     in_channels: int
+    spatial_pool: str = "mean"
+
+    def _pool(self, y: Tensor) -> Tensor:
+        """``(B, C, H, W)`` to ``(B, C)``: global mean or max over the plane."""
+        return y.amax((-2, -1)) if self.spatial_pool == "max" else y.mean((-2, -1))
 
     def _check(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -108,9 +120,9 @@ class GroupCNN(_Classifier):
 
     def __init__(self, group: CyclicGroup | object, width: int = 8, depth: int = 5,
                  in_channels: int = 1, num_classes: int = 10, projection: str = "max",
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, spatial_pool: str = "mean") -> None:
         super().__init__()
-        self.in_channels = in_channels
+        self.in_channels, self.spatial_pool = in_channels, spatial_pool
         self.blocks = _skeleton(LiftingConv2d(in_channels, width, 5, group),
                                 lambda: GroupConv2d(width, width, 3, group), GroupBatchNorm,
                                 lambda: GroupMaxPool2d(2), width, depth)
@@ -120,7 +132,7 @@ class GroupCNN(_Classifier):
     def features(self, x: Tensor) -> Tensor:
         """``(B, width)`` features, invariant to the group acting on the input."""
         self._check(x)
-        return self.project(self.blocks(x)).mean((-2, -1))
+        return self._pool(self.project(self.blocks(x)))
 
 
 class ScaleCNN(_Classifier):
@@ -128,9 +140,9 @@ class ScaleCNN(_Classifier):
 
     def __init__(self, width: int = 8, depth: int = 5, num_scales: int = 3,
                  in_channels: int = 1, num_classes: int = 10, projection: str = "max",
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, spatial_pool: str = "mean") -> None:
         super().__init__()
-        self.in_channels = in_channels
+        self.in_channels, self.spatial_pool = in_channels, spatial_pool
         scales = geometric_scales(num_scales, 2**0.5)
         self.blocks = _skeleton(ScaleLiftingConv2d(in_channels, width, 5, scales),
                                 lambda: ScaleGroupConv2d(width, width, 3, scales, scale_size=2),
@@ -141,16 +153,17 @@ class ScaleCNN(_Classifier):
     def features(self, x: Tensor) -> Tensor:
         """``(B, width)`` features, projected over the scale axis and pooled over the plane."""
         self._check(x)
-        return self.project(self.blocks(x)).mean((-2, -1))
+        return self._pool(self.project(self.blocks(x)))
 
 
 class PlainCNN(_Classifier):
     """The same skeleton with ordinary convolutions (no group axis)."""
 
     def __init__(self, width: int = 16, depth: int = 5, in_channels: int = 1,
-                 num_classes: int = 10, dropout: float = 0.0) -> None:
+                 num_classes: int = 10, dropout: float = 0.0,
+                 spatial_pool: str = "mean") -> None:
         super().__init__()
-        self.in_channels = in_channels
+        self.in_channels, self.spatial_pool = in_channels, spatial_pool
         self.blocks = _skeleton(nn.Conv2d(in_channels, width, 5, padding=2),
                                 lambda: nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d,
                                 lambda: nn.MaxPool2d(2), width, depth)
@@ -158,7 +171,7 @@ class PlainCNN(_Classifier):
 
     def features(self, x: Tensor) -> Tensor:
         self._check(x)
-        return self.blocks(x).mean((-2, -1))
+        return self._pool(self.blocks(x))
 
 
 def matched_plain_width(target: int, depth: int = 5, in_channels: int = 1,
@@ -182,8 +195,10 @@ class E2CNNC8(_Classifier):
     fields (``width`` fields of size 8), e2cnn's own batch norm, ReLU and pooling."""
 
     def __init__(self, width: int = 8, depth: int = 5, in_channels: int = 1,
-                 num_classes: int = 10, projection: str = "max", dropout: float = 0.0) -> None:
+                 num_classes: int = 10, projection: str = "max", dropout: float = 0.0,
+                 spatial_pool: str = "mean") -> None:
         super().__init__()
+        self.spatial_pool = spatial_pool
         try:
             from e2cnn import gspaces
             from e2cnn import nn as enn
@@ -215,7 +230,7 @@ class E2CNNC8(_Classifier):
         y = self.blocks(enn.GeometricTensor(x, self.in_type)).tensor
         y = y.reshape(y.shape[0], self.width, 8, y.shape[-2], y.shape[-1])
         y = y.amax(2) if self.projection == "max" else y.mean(2)
-        return y.mean((-2, -1))
+        return self._pool(y)
 
 
 def p4cnn(**kw: object) -> GroupCNN:
@@ -236,7 +251,8 @@ def p4mcnn(**kw: object) -> GroupCNN:
 @register_model("gcnn", GCNNConfig)
 def build_gcnn(cfg: GCNNConfig) -> nn.Module:
     common = {"depth": cfg.depth, "in_channels": cfg.in_channels,
-              "num_classes": cfg.num_classes, "dropout": cfg.dropout}
+              "num_classes": cfg.num_classes, "dropout": cfg.dropout,
+              "spatial_pool": cfg.spatial_pool}
     if cfg.arch == "plain":
         width = cfg.width
         if cfg.match_p4:

@@ -37,12 +37,15 @@ def claim(out_dir: Path, name: str) -> bool:
 def run_jobs(out_dir: str | Path, jobs: Sequence[tuple[str, Callable[[Path], Row]]],
              shard: int = 0) -> list[Row]:
     """Run every unclaimed job ``(name, fn)`` as ``fn(out_dir / name)``; each row gets the job's
-    ``name``, wall ``seconds`` and torch ``threads``. Returns this process's rows."""
+    ``name``, wall ``seconds`` and torch ``threads``. Returns the shard's rows (those of an
+    earlier process with the same ``shard`` included)."""
     from equivision.io import atomic_path
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[Row] = []
+    results = out / f"results_{shard}.json"
+    # a shard number used before keeps its rows (its jobs stay claimed, so none repeats)
+    rows: list[Row] = json.loads(results.read_text(encoding="utf-8")) if results.exists() else []
     for name, fn in jobs:
         if not claim(out, name):
             continue  # another process took it
@@ -50,7 +53,7 @@ def run_jobs(out_dir: str | Path, jobs: Sequence[tuple[str, Callable[[Path], Row
         row = fn(out / name)
         rows.append({"name": name, **row, "seconds": time.perf_counter() - t0,
                      "threads": torch.get_num_threads()})
-        with atomic_path(out / f"results_{shard}.json", overwrite=True) as tmp:
+        with atomic_path(results, overwrite=True) as tmp:
             tmp.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return rows
 
