@@ -118,6 +118,32 @@ def test_transforms_match_the_group_actions():
     assert float(small[0, :5].abs().sum()) == 0.0  # shrunk about the centre: border empty
 
 
+def test_blur_and_antialiased_shrink_match_scipy():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.rand(3, 28, 28, dtype=torch.float64)
+    sigmas = torch.tensor([0.0, 0.7, 1.6], dtype=torch.float64)
+    from equivision.data.rotmnist import blur_images
+
+    blurred = blur_images(x, sigmas)
+    torch.testing.assert_close(blurred[0], x[0])
+    for i in (1, 2):
+        ref = ndimage.gaussian_filter(x[i].numpy(), float(sigmas[i]), mode="constant",
+                                      truncate=4.0)
+        torch.testing.assert_close(blurred[i], torch.from_numpy(ref))
+    factors = torch.tensor([0.3, 1.0, 0.5], dtype=torch.float64)
+    shrunk = rescale_images(x, factors)
+    ref = rescale_images(blur_images(x, (1 / factors - 1) / 2), factors, antialias=False)
+    torch.testing.assert_close(shrunk, ref)
+    torch.testing.assert_close(shrunk[1], x[1])  # factor 1: untouched
+    # a one-pixel stroke shrunk 0.3× survives as a faint line instead of breaking up
+    stroke = torch.zeros(1, 28, 28, dtype=torch.float64)
+    stroke[0, :, 13] = 1.0
+    f = torch.tensor([0.3], dtype=torch.float64)
+    aa, point = rescale_images(stroke, f), rescale_images(stroke, f, antialias=False)
+    assert float(aa.sum()) == pytest.approx(0.3 * 28 * 0.3, rel=0.2)  # ink scales with area
+    assert float(point.sum()) < 0.5 * float(aa.sum())
+
+
 def test_split_bad_input():
     with pytest.raises(InvalidInputError, match="protocol"):
         make_split("C", digits=_digits())

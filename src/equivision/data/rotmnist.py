@@ -8,7 +8,7 @@ are split once, by ``split_seed``, into 8,000 training and 2,000 test digits. Th
   uniformly in [0, 2π) (bilinear; one fixed angle per digit, from ``transform_seed``);
 * protocol ``"B"``: train upright, test rotated as in A;
 * protocol ``"scale"``: train and test digits each shrunk about the centre by a factor
-  drawn uniformly in [0.3, 1];
+  drawn uniformly in [0.3, 1] (antialiased: :func:`rescale_images`);
 * protocol ``"scale_B"``: train at full size, test shrunk as in ``"scale"``.
 
 Every test set also comes as the upright digits and as the digits rotated by a random
@@ -63,8 +63,35 @@ def rotate_images(images: Tensor, angles: Tensor) -> Tensor:
     return transform_image(images, m)
 
 
-def rescale_images(images: Tensor, factors: Tensor) -> Tensor:
-    """``(N, H, W)`` images scaled about their centre by ``factors (N,)`` (bilinear)."""
+def blur_images(images: Tensor, sigmas: Tensor) -> Tensor:
+    """``(N, H, W)`` images each blurred by a Gaussian of std ``sigmas (N,)`` pixels (zeros
+    outside; kernel truncated at 4σ, as ``scipy.ndimage.gaussian_filter``); σ = 0 leaves an
+    image unchanged."""
+    sig = sigmas.to(torch.float64).clamp_min(0)
+    radius = int(4 * float(sig.max()) + 0.5) if len(sig) else 0
+    if radius == 0:
+        return images.clone()
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sig.clamp_min(1e-12)[:, None]) ** 2)
+    k = torch.where(sig[:, None] > 0, k, (t == 0).to(torch.float64))
+    k = k * (t.abs()[None] <= (4 * sig[:, None] + 0.5).floor())  # each image's own truncation
+    k = (k / k.sum(1, keepdim=True)).to(images.dtype)
+    n = len(images)
+    x = images[None]  # (1, N, H, W): one group per image
+    x = torch.nn.functional.conv2d(x, k.reshape(n, 1, 1, -1), padding=(0, radius), groups=n)
+    x = torch.nn.functional.conv2d(x, k.reshape(n, 1, -1, 1), padding=(radius, 0), groups=n)
+    return x[0]
+
+
+def rescale_images(images: Tensor, factors: Tensor, *, antialias: bool = True) -> Tensor:
+    """``(N, H, W)`` images scaled about their centre by ``factors (N,)`` (bilinear).
+
+    ``antialias``: before shrinking by ``s < 1``, blur with σ = (1/s − 1)/2 pixels (the rule
+    of scikit-image's ``rescale``), so that a shrunk digit looks like the same digit seen
+    from farther away (a camera integrates over its pixels) instead of a point-sampled one
+    whose thin strokes break up."""
+    if antialias:
+        images = blur_images(images, ((1 / factors.double()) - 1).clamp_min(0) / 2)
     m = torch.zeros(len(factors), 3, 3, dtype=torch.float64)
     m[:, 0, 0] = m[:, 1, 1] = factors.double()
     m[:, 2, 2] = 1
@@ -171,5 +198,6 @@ class RandomlyRescaled(_RandomlyTransformed):
         return rescale_images(image, factor).to(image.dtype)
 
 
-__all__ = ["PROTOCOLS", "RandomlyRescaled", "RandomlyRotated", "RotMNISTSplit", "load_digits",
+__all__ = ["PROTOCOLS", "RandomlyRescaled", "RandomlyRotated", "RotMNISTSplit", "blur_images",
+           "load_digits",
            "make_split", "rescale_images", "rot90_images", "rotate_images"]
