@@ -8,13 +8,20 @@ import pytest
 import torch
 
 from equivision.data.procedural import make_shape
-from equivision.errors import DegenerateGeometryError, ShapeError
-from equivision.geometry import sample_surface_uniform
+from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeError
+from equivision.geometry import normalize_mesh, sample_surface_uniform
 from equivision.groups import SE3
-from equivision.models import build_model
-from equivision.models.peif import MemoryBank, PatchAttention, PEIFConfig, PEIFNet
-from equivision.recon.predict import predict_displacement
+from equivision.models import build_model, list_pretrained, load
+from equivision.models.peif import MemoryBank, PatchAttention, PEIFConfig, PEIFNet, bf16_matmul_supported
+from equivision.recon.frames import canonical_patches, vectors_from_frame
+from equivision.recon.predict import inference_dtype, predict_displacement
 from equivision.testing import assert_equivariant, equivariance_error
+
+
+def field32(*args, **kwargs):
+    """The field with the float32 network (the equivariance tolerances below are float32's)."""
+    return predict_displacement(*args, compute_dtype=torch.float32, **kwargs)
+
 
 SMALL = PEIFConfig(
     k=16, feature_dim=16, top_k=4, memory_heads=2, memory_items=8, mlp_a=[32, 32], mlp_d=[32, 32]
@@ -64,12 +71,13 @@ def test_field_is_se3_equivariant_with_pose_normalisation(cloud_and_queries):
         return d @ g[:3, :3].T
 
     err = assert_equivariant(
-        lambda x: predict_displacement(net, *x), (cloud, queries), act_in, act_out, elements, tol=1e-4
+        lambda x: field32(net, *x), (cloud, queries), act_in, act_out, elements,
+        tol=1e-4,
     )
     assert err < 1e-4
     # the ablation without pose normalisation is not equivariant (the harness says so)
     ablation = equivariance_error(
-        lambda x: predict_displacement(net, *x, pose_normalization=False),
+        lambda x: field32(net, *x, pose_normalization=False),
         (cloud, queries),
         act_in,
         act_out,
@@ -102,8 +110,8 @@ def test_pose_normalization_option_is_the_ablation(cloud_and_queries):
         return d @ g.T
 
     with torch.no_grad():
-        assert_equivariant(lambda x: predict_displacement(net, *x), (cloud, queries), act_in, act_out,
-                           rots, tol=1e-4)
+        assert_equivariant(lambda x: field32(net, *x), (cloud, queries), act_in,
+                           act_out, rots, tol=1e-4)
         with pytest.raises(EquivarianceError):
             assert_equivariant(lambda x: predict_displacement(ablated, *x), (cloud, queries), act_in,
                                act_out, rots, tol=1e-2)
@@ -111,8 +119,8 @@ def test_pose_normalization_option_is_the_ablation(cloud_and_queries):
         assert torch.equal(predict_displacement(ablated, cloud, queries),
                            predict_displacement(net, cloud, queries, pose_normalization=False))
         shift = torch.tensor([0.3, -0.2, 0.5])
-        assert torch.allclose(predict_displacement(ablated, cloud + shift, queries + shift),
-                              predict_displacement(ablated, cloud, queries), atol=1e-5)
+        assert torch.allclose(field32(ablated, cloud + shift, queries + shift),
+                              field32(ablated, cloud, queries), atol=1e-5)
 
 
 def literal_forward(net: PEIFNet, patches: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -185,6 +193,80 @@ def test_field_scales_with_the_cloud(cloud_and_queries):
     cloud, queries = cloud_and_queries
     with torch.no_grad():
         for c in (0.01, 30.0):
-            err = equivariance_error(lambda x: predict_displacement(net, *x), (cloud, queries),
+            err = equivariance_error(lambda x: field32(net, *x), (cloud, queries),
                                      lambda k, x: (x[0] * k, x[1] * k), lambda k, d: d * k, [c])
             assert err < 1e-4
+
+
+# ----- reduced-precision inference (PEIFNet.infer, compute_dtype) ----------------------------
+def test_infer_in_float32_is_the_forward():
+    """``infer`` rearranges the network (SRM and MLP_p as block-diagonal layers, MLP_a's columns
+    reordered): in float32 it is the same function as ``forward``."""
+    torch.manual_seed(0)
+    net = PEIFNet(SMALL).eval()
+    p, q = torch.randn(300, SMALL.k, 3), torch.randn(300, 3)
+    with torch.no_grad():
+        ref = net(p, q)
+        assert torch.allclose(net.infer(p, q, torch.float32), ref, rtol=1e-4, atol=1e-5)
+        # the cast weights are cached, and refreshed when a parameter changes
+        for prm in net.mlp_d.parameters():
+            prm.mul_(1.5)
+        assert torch.allclose(net.infer(p, q, torch.float32), net(p, q), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(net(p, q), ref, rtol=1e-3)
+    with pytest.raises(ShapeError, match="k=16"):
+        net.infer(torch.randn(5, 8, 3), torch.randn(5, 3))
+
+
+@pytest.mark.skipif("peif_default" not in list_pretrained(), reason="no packaged PEIF default")
+def test_bfloat16_field_agrees_with_float32():
+    """The packaged model's field in bfloat16 against float32, queries within 3 voxels (at
+    resolution 128) of a unit-box cloud. Measured: mean difference 0.13-0.15 % of the mean
+    displacement (0.24 % on ABC part 00011084), largest 0.011 voxel; asserted: 0.5 % and 0.05
+    voxel."""
+    net = load("peif_default", model="peif")
+    mesh, _, _ = normalize_mesh(make_shape("torus", 1).mesh(48))
+    cloud, _ = sample_surface_uniform(mesh, 5000, seed=0)
+    voxel = 1.1 / 127
+    g = torch.Generator().manual_seed(1)
+    q = cloud[:2000] + 3 * voxel * (2 * torch.rand(2000, 3, generator=g) - 1)
+    with torch.no_grad():
+        f32 = field32(net, cloud, q)
+        bf16 = predict_displacement(net, cloud, q, compute_dtype=torch.bfloat16)
+    assert bf16.dtype == torch.float32
+    err = (bf16 - f32).norm(dim=-1)
+    assert float(err.mean() / f32.norm(dim=-1).mean()) < 5e-3
+    assert float(err.max()) < 0.05 * voxel
+
+
+def test_compute_dtype_choice_and_the_float32_fallback(cloud_and_queries, monkeypatch):
+    """``None`` picks bfloat16 only on a CPU with native bfloat16 products, without autograd,
+    for a float32 model; ``torch.float32`` forces the float32 forward; a CPU without bfloat16
+    support (simulated) falls back to it with the same values."""
+    import equivision.recon.predict as predict
+
+    torch.manual_seed(0)
+    net = PEIFNet(SMALL).eval()
+    cloud, queries = cloud_and_queries
+    with torch.no_grad():
+        auto = torch.bfloat16 if bf16_matmul_supported() else torch.float32
+        assert inference_dtype(net) == auto
+        assert inference_dtype(net, torch.float32) == torch.float32
+        assert inference_dtype(net, torch.bfloat16) == torch.bfloat16
+        assert inference_dtype(net.double()) == torch.float64  # never lowered automatically
+        net.float()
+        forced = field32(net, cloud, queries)
+        cp = canonical_patches(cloud, queries, net.cfg.k)
+        direct = vectors_from_frame(net(cp.patches.float(), cp.queries.float()), cp.frames).float()
+        assert torch.equal(forced, direct)
+        bf16 = predict_displacement(net, cloud, queries, compute_dtype=torch.bfloat16)
+        assert not torch.equal(bf16, forced) and torch.allclose(bf16, forced, rtol=0.05, atol=1e-3)
+        monkeypatch.setattr(predict, "bf16_matmul_supported", lambda: False)
+        assert inference_dtype(net) == torch.float32
+        assert torch.equal(predict_displacement(net, cloud, queries), forced)
+        with pytest.raises(InvalidInputError, match="compute_dtype"):
+            predict_displacement(net, cloud, queries, compute_dtype=torch.float16)
+    monkeypatch.setattr(predict, "bf16_matmul_supported", lambda: True)
+    assert inference_dtype(net) == torch.float32  # autograd on: never bfloat16 by itself
+    with pytest.raises(InvalidInputError, match="autograd"):
+        predict_displacement(net, cloud, queries, compute_dtype=torch.bfloat16)
+

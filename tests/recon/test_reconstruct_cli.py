@@ -29,6 +29,11 @@ def test_reconstructs_with_the_packaged_default(cloud_file, tmp_path, capsys):
     assert torch.allclose(mesh.vertices.mean(0), torch.full((3,), 3.0), atol=0.5)
     assert prev.read_bytes()[:4] == b"\x89PNG"
     assert "faces" in capsys.readouterr().out
+    # --precision float32 forces the float32 network whatever the CPU
+    out32 = tmp_path / "torus_f32.ply"
+    code = main(["reconstruct", str(cloud_file), "-o", str(out32), "-r", "32", "--precision", "float32"])
+    assert code == 0, capsys.readouterr().err
+    assert "network in float32" in capsys.readouterr().out.replace("\n", " ")
 
 
 def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
@@ -39,6 +44,8 @@ def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
         (["reconstruct", str(cloud_file), "-o", str(existing)], "already exists"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "b.ply"), "--model", "toy"], "peif"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "c.ply"), "--model", "nothing"], "nothing"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "e.ply"), "--precision", "half"],
+         "--precision"),
     ]
     if not torch.cuda.is_available():
         cases.append(

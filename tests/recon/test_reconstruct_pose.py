@@ -66,13 +66,16 @@ def test_cloud_frame_is_equivariant_and_flags_isotropic_clouds():
 
 def test_pipeline_is_equivariant_with_the_aligned_grid():
     """A (small, untrained) PEIF net: the mesh follows the pose on the aligned grid, not on a
-    world-aligned one (the voxel lattice and the box then change with the pose)."""
+    world-aligned one (the voxel lattice and the box then change with the pose). In float32:
+    in bfloat16 this untrained field (not a distance field) tips a few crossing decisions under
+    one of the 4 rotations (same face count, other faces; measured); the packaged model keeps
+    every face in bfloat16 too (next tests)."""
     net = small_net(True)
     cloud = bumpy_ellipsoid()
     faces = []
 
     def verts(x, align=True):
-        rec = reconstruct(x, net, resolution=24, align_grid=align)
+        rec = reconstruct(x, net, resolution=24, align_grid=align, compute_dtype=torch.float32)
         if align:
             faces.append(rec.mesh.faces)
         return rec.mesh.vertices
@@ -132,11 +135,19 @@ def test_exact_field_mesh_follows_the_pose():
 
 
 @pytest.mark.skipif("peif_default" not in list_pretrained(), reason="no packaged PEIF default")
-def test_packaged_model_mesh_follows_the_pose():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packaged_model_mesh_follows_the_pose(dtype):
+    """The same faces and vertices to 1e-4 relative in both arithmetics (measured on the 4
+    elements: at most 9e-7 in float32, 1.3e-5 in bfloat16; bfloat16 is emulated, and slow,
+    on CPUs without native support, but gives the same values)."""
     net = load("peif_default", model="peif")
     cloud = bumpy_ellipsoid(4000, seed=1)
+    faces = []
 
     def verts(x):
-        return reconstruct(x, net, resolution=32).mesh.vertices
+        rec = reconstruct(x, net, resolution=32, compute_dtype=dtype)
+        faces.append(rec.mesh.faces)
+        return rec.mesh.vertices
 
     assert_equivariant(verts, cloud, act, act, ELEMENTS[:2], tol=TOL)
+    assert all(torch.equal(f, faces[0]) for f in faces)

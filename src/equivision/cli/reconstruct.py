@@ -24,6 +24,12 @@ def reconstruct(
         help="Packaged pretrained name or a run folder of 'equivision train recon'.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="Network arithmetic: auto (bfloat16 on CPUs with native bfloat16 products, "
+        "AMX / AVX-512 BF16; else float32), float32 or bfloat16.",
+    ),
     preview: Path | None = typer.Option(None, "--preview", help="Also write a PNG of input and result."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
@@ -41,6 +47,9 @@ def reconstruct(
         check_writable(preview, overwrite)
     if device.startswith("cuda") and not torch.cuda.is_available():
         fail("--device cuda asked but no CUDA device is available")
+    dtypes = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+    if precision not in dtypes:
+        fail(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
     points, _ = load_point_cloud(cloud)
     net = load(model, model="peif", device=device)
     t0 = time.perf_counter()
@@ -56,13 +65,19 @@ def reconstruct(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run(points, net, resolution=resolution, device=device, progress=progress)
+        result = run(points, net, resolution=resolution, device=device,
+                     compute_dtype=dtypes[precision], progress=progress)
     seconds = time.perf_counter() - t0
+    from equivision.recon.predict import inference_dtype
+
+    with torch.no_grad():
+        arithmetic = str(inference_dtype(net, dtypes[precision])).removeprefix("torch.")
     save_mesh(result.mesh, out, overwrite=overwrite)
     if preview is not None:
         save_preview(points, result.mesh, preview, title=f"{cloud.name} → {out.name}")
     console.print(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "
-        f"{result.stats.projected_by_field} vertices projected by the field); wrote {out}"
+        f"{result.stats.projected_by_field} vertices projected by the field; network in "
+        f"{arithmetic}); wrote {out}"
     )

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError
+from equivision.models.peif import bf16_matmul_supported
 from equivision.recon.frames import canonical_patches, vectors_from_frame
 from equivision.recon.patches import knn_patches
 
@@ -18,10 +19,44 @@ from equivision.recon.patches import knn_patches
 NET_CHUNK = 1024
 
 
-def _net(model: nn.Module, patches: Tensor, queries: Tensor) -> Tensor:
-    if torch.is_grad_enabled() or patches.device.type != "cpu":
+def inference_dtype(model: nn.Module, compute_dtype: torch.dtype | None = None) -> torch.dtype:
+    """The arithmetic of the network for ``compute_dtype``.
+
+    ``None`` (automatic): bfloat16 for a float32 model on CPU, without autograd, when the CPU
+    multiplies bfloat16 natively (:func:`equivision.models.peif.bf16_matmul_supported`: AMX
+    or AVX-512 BF16) and the model has the reduced-precision path (``model.infer``); else the
+    model's own dtype. ``torch.float32``: always the ordinary forward, in the model's own
+    dtype (float32 for the packaged model). ``torch.bfloat16``: always ``model.infer`` in
+    bfloat16 (on any device; slow where bfloat16 products are emulated)."""
+    param = next(model.parameters())
+    if compute_dtype is None:
+        auto = (param.device.type == "cpu" and param.dtype == torch.float32
+                and not torch.is_grad_enabled() and hasattr(model, "infer")
+                and bf16_matmul_supported())
+        return torch.bfloat16 if auto else param.dtype
+    if compute_dtype == torch.float32:
+        return param.dtype
+    if compute_dtype != torch.bfloat16:
+        raise InvalidInputError(
+            f"compute_dtype must be None, torch.float32 or torch.bfloat16, got {compute_dtype}")
+    if not hasattr(model, "infer"):
+        raise InvalidInputError(f"{type(model).__name__} has no bfloat16 inference path (infer)")
+    return torch.bfloat16
+
+
+def _net(model: nn.Module, patches: Tensor, queries: Tensor, dtype: torch.dtype) -> Tensor:
+    """The network on canonical patches: ``model.infer`` in ``dtype`` when that is bfloat16
+    (no autograd), else the ordinary forward; in chunks of ``NET_CHUNK`` queries on CPU."""
+    lowp = dtype == torch.bfloat16
+    if lowp and torch.is_grad_enabled():
+        raise InvalidInputError("bfloat16 inference runs without autograd (use torch.no_grad())")
+    if not lowp and (torch.is_grad_enabled() or patches.device.type != "cpu"):
         return model(patches, queries)
-    return torch.cat([model(patches[s : s + NET_CHUNK], queries[s : s + NET_CHUNK])
+
+    def call(p: Tensor, q: Tensor) -> Tensor:
+        return model.infer(p, q, dtype) if lowp else model(p, q)  # type: ignore[operator]
+
+    return torch.cat([call(patches[s : s + NET_CHUNK], queries[s : s + NET_CHUNK])
                       for s in range(0, max(1, patches.shape[0]), NET_CHUNK)], 0)
 
 
@@ -40,6 +75,7 @@ def predict_displacement(
     *,
     pose_normalization: bool | None = None,
     batch_size: int = 16384,
+    compute_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """Displacement ``(Q, 3)`` from each query ``(Q, 3)`` to the surface sampled by ``cloud (N, 3)``.
 
@@ -48,6 +84,10 @@ def predict_displacement(
     (the paper's ablation) patches are only centred on their centroid, keeping world axes.
     ``None`` (default): as the model was trained (``model.cfg.pose_normalization``).
     The model's ``cfg.k`` fixes K; the cloud must have at least K points.
+    ``compute_dtype``: the network's arithmetic (see :func:`inference_dtype`): ``None``
+    (default) runs a float32 model in bfloat16 on CPUs with native bfloat16 products (about
+    3x faster; the field changes by ~0.3 % of its norm on average), ``torch.float32`` forces
+    float32. The output has the cloud's dtype either way.
     """
     check_points(cloud, "cloud", 3)
     check_points(queries, "queries", 3, min_points=0)
@@ -62,15 +102,16 @@ def predict_displacement(
         )
     if pose_normalization is None:
         pose_normalization = bool(getattr(model.cfg, "pose_normalization", True))
+    dtype = inference_dtype(model, compute_dtype)
     out = []
     for s in range(0, queries.shape[0], batch_size):
         q = queries[s : s + batch_size]
         if pose_normalization:
             cp = canonical_patches(cloud, q, k)
-            local = _net(model, cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype))
+            local = _net(model, cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype), dtype)
             out.append(vectors_from_frame(local, cp.frames).to(cloud.dtype))
         else:
-            out.append(_net(model, *centred_patches(cloud, q, k)))
+            out.append(_net(model, *centred_patches(cloud, q, k), dtype).to(cloud.dtype))
     return torch.cat(out, 0) if out else cloud.new_zeros(0, 3)
 
 
