@@ -3,6 +3,7 @@ anchors (Open3D screened Poisson and ball pivoting; pymeshlab screened Poisson),
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction.py [--quick] [--shapes 4]
         [--ablation runs/recon-no-pose] [--results runs/bench-recon/results.jsonl]
+        [--precision auto|float32|bfloat16] [--no-anchors] [--no-ablation]
 
 Test sets (meshes normalised to the unit box): the ABC meshes held out of training (the last
 3), classic scans and ShapeNet objects (novel domains); ``--shapes`` per set. Each shape gives
@@ -36,6 +37,10 @@ Timing (``--timing-resolutions``): equivision's seconds per shape and field quer
 at each resolution on the first ``--timing-shapes`` shapes of each set, beside the anchors'
 seconds on the same clouds in the same run.
 
+The network's arithmetic (``--precision``, recorded in each equivision row): ``auto`` (the
+library's default: bfloat16 on CPUs with native bfloat16 products, else float32), or forced.
+``--no-anchors`` / ``--no-ablation`` leave those rows out (to re-time equivision alone).
+
 Every result is appended to ``--results`` (JSON lines) as soon as it exists; a re-run skips
 what is already there (``--fresh`` starts over), then prints the tables. Without the shared
 data the script says so and exits.
@@ -60,6 +65,7 @@ from equivision.io import Mesh, load_mesh
 from equivision.metrics import evaluate_reconstruction
 from equivision.models import load
 from equivision.pipelines.reconstruct import reconstruct
+from equivision.recon.predict import inference_dtype
 
 METRICS = ("cd_l1", "emd", "nc", "f1")
 VARIANTS = {"noise 0.005": ("noise", 0.005), "noise 0.01": ("noise", 0.01),
@@ -172,15 +178,21 @@ class Results:
             f.write(json.dumps(row) + "\n")
 
 
+PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def run_equivision(net: torch.nn.Module, pts: torch.Tensor, ref: Mesh, res: int, seed: int,
-                   rotation: torch.Tensor | None, align_grid: bool = True) -> dict:
+                   rotation: torch.Tensor | None, align_grid: bool = True,
+                   compute_dtype: torch.dtype | None = None) -> dict:
     cloud = pts if rotation is None else pts @ rotation.T
     t = time.perf_counter()
-    rec = reconstruct(cloud, net, resolution=res, align_grid=align_grid)
+    rec = reconstruct(cloud, net, resolution=res, align_grid=align_grid, compute_dtype=compute_dtype)
     seconds = time.perf_counter() - t
     mesh = rec.mesh if rotation is None else Mesh(rec.mesh.vertices @ rotation, rec.mesh.faces)
     queries = rec.stats.queried_nodes + rec.stats.projected_by_field + rec.stats.checked_by_field
-    return {**_scores(mesh, ref, seed), "seconds": seconds, "queries": queries,
+    with torch.no_grad():
+        arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.")
+    return {**_scores(mesh, ref, seed), "seconds": seconds, "queries": queries, "precision": arithmetic,
             "field_seconds": rec.seconds["field_and_extraction"], "faces": len(mesh.faces)}
 
 
@@ -198,6 +210,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 shapes per set, no robustness, no timing")
     ap.add_argument("--with-meshlab", action="store_true",
                     help="pymeshlab's anchors on clean clouds even when Open3D is present")
+    ap.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                    help="equivision's network arithmetic (auto: bfloat16 where the CPU has it)")
+    ap.add_argument("--no-anchors", action="store_true", help="leave out Open3D / pymeshlab")
+    ap.add_argument("--no-ablation", action="store_true", help="leave out the no-pose ablation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/results.jsonl"))
     ap.add_argument("--fresh", action="store_true", help="forget earlier results in --results")
@@ -213,25 +229,27 @@ def main() -> None:
 
 
 def benchmark(args: argparse.Namespace, results: Results) -> None:
-    try:
-        import open3d  # noqa: F401
+    have_o3d = have_meshlab = False
+    if not args.no_anchors:
+        try:
+            import open3d  # noqa: F401
 
-        have_o3d = True
-    except (ImportError, OSError) as e:  # OSError: libusb-1.0 missing
-        have_o3d = False
-        print(f"open3d is not usable ({e}): its anchors are skipped")
-    try:
-        import pymeshlab  # noqa: F401
+            have_o3d = True
+        except (ImportError, OSError) as e:  # OSError: libusb-1.0 missing
+            print(f"open3d is not usable ({e}): its anchors are skipped")
+        try:
+            import pymeshlab  # noqa: F401
 
-        have_meshlab = True
-    except ImportError:
-        have_meshlab = False
-        print("pymeshlab is not installed: its anchors are skipped")
+            have_meshlab = True
+        except ImportError:
+            print("pymeshlab is not installed: its anchors are skipped")
     nets = {"equivision": load(args.model, model="peif")}
-    try:
-        nets["no-pose ablation"] = load(args.ablation, model="peif")
-    except Exception as e:  # a missing run folder is a normal way to skip the ablation
-        print(f"no ablation model at {args.ablation} ({type(e).__name__}): skipped")
+    dtype = PRECISIONS[args.precision]
+    if not args.no_ablation:
+        try:
+            nets["no-pose ablation"] = load(args.ablation, model="peif")
+        except Exception as e:  # a missing run folder is a normal way to skip the ablation
+            print(f"no ablation model at {args.ablation} ({type(e).__name__}): skipped")
     n_shapes = 2 if args.quick else args.shapes
     timing_res = [] if args.quick else [int(r) for r in args.timing_resolutions.split(",") if r]
     robust = 0 if args.quick else args.robust_shapes
@@ -273,7 +291,7 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
                         continue
                     if todo(set_name, f.stem, "clean", name + suffix, res):
                         record(set_name, f.stem, "clean", name + suffix, res,
-                               run_equivision(net, pts, ref, res, i, r, name == "equivision"))
+                               run_equivision(net, pts, ref, res, i, r, name == "equivision", dtype))
             for method, fn in anchors(have_o3d, have_meshlab, all_of_them=args.with_meshlab).items():
                 if todo(set_name, f.stem, "clean", method, None):
                     record(set_name, f.stem, "clean", method, None, run_anchor(fn, pts, nrm, ref, i))
@@ -287,7 +305,8 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
                     v_pts, v_nrm = pts[pick[: int(value)]], nrm[pick[: int(value)]]
                 if todo(set_name, f.stem, variant, "equivision", args.resolution):
                     record(set_name, f.stem, variant, "equivision", args.resolution,
-                           run_equivision(nets["equivision"], v_pts, ref, args.resolution, i, None))
+                           run_equivision(nets["equivision"], v_pts, ref, args.resolution, i, None,
+                                          compute_dtype=dtype))
                 for method, fn in anchors(have_o3d, have_meshlab, all_of_them=False).items():
                     if todo(set_name, f.stem, variant, method, None):
                         record(set_name, f.stem, variant, method, None, run_anchor(fn, v_pts, v_nrm, ref, i))
@@ -343,7 +362,9 @@ def report(rows: list[dict], resolution: int) -> None:
         qps = mean([r["queries"] / r["field_seconds"] for r in rs]) if "queries" in rs[0] else None
         print(f"| {s} | {m} | {res or '-'} | {mean([r['seconds'] for r in rs]):.1f} | "
               + (f"{qps:,.0f}" if qps else "-") + f" | {len(rs)} |")
-    print(f"\n(CPU, {torch.get_num_threads()} torch thread(s))")
+    precisions = sorted({r["precision"] for r in rows if "precision" in r})
+    print(f"\n(CPU, {torch.get_num_threads()} torch thread(s); equivision's network in "
+          f"{', '.join(precisions) or 'float32 (rows without a precision field)'})")
 
 
 if __name__ == "__main__":
