@@ -249,9 +249,18 @@ def summarize_experiment(out_dir: str) -> str:
             if any(r["protocol"] == protocol for r in sched):
                 cells = [mean_std(r[key] for r in pick(a, protocol)) for a in archs]
                 out.append(f"| {label}{tag} | " + " | ".join(cells) + " |")
-        params = [f"{int(pick(a)[0]['params']):,}" if pick(a) else "—" for a in archs]
-        minutes = [f"{statistics.mean(float(r['seconds']) for r in pick(a)) / 60:.1f}"
-                   if pick(a) else "—" for a in archs]
+        def per_protocol(arch: str, value) -> str:  # one figure, or one per protocol
+            protocols = list(dict.fromkeys(r["protocol"] for r in pick(arch)))
+            if not protocols:
+                return "—"
+            figures = [value(pick(arch, p)) for p in protocols]
+            if len(set(figures)) == 1:
+                return figures[0]
+            return " / ".join(f"{f} ({p})" for f, p in zip(figures, protocols, strict=True))
+
+        params = [per_protocol(a, lambda rs: f"{int(rs[0]['params']):,}") for a in archs]
+        minutes = [per_protocol(a, lambda rs: f"{statistics.mean(float(r['seconds']) for r in rs) / 60:.1f}")
+                   for a in archs]
         out.append(f"| parameters{tag} | " + " | ".join(params) + " |")
         out.append(f"| minutes per run{tag} | " + " | ".join(minutes) + " |")
     return "\n".join(out) + "\n"
