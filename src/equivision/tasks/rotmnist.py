@@ -249,14 +249,14 @@ def summarize_experiment(out_dir: str) -> str:
             if any(r["protocol"] == protocol for r in sched):
                 cells = [mean_std(r[key] for r in pick(a, protocol)) for a in archs]
                 out.append(f"| {label}{tag} | " + " | ".join(cells) + " |")
-        def per_protocol(arch: str, value) -> str:  # one figure, or one per protocol
+        def per_protocol(arch: str, value) -> str:
+            """One figure, or one per protocol where the arch has several widths."""
             protocols = list(dict.fromkeys(r["protocol"] for r in pick(arch)))
             if not protocols:
                 return "—"
-            figures = [value(pick(arch, p)) for p in protocols]
-            if len(set(figures)) == 1:
-                return figures[0]
-            return " / ".join(f"{f} ({p})" for f, p in zip(figures, protocols, strict=True))
+            if len({r["params"] for r in pick(arch)}) == 1:
+                return value(pick(arch))
+            return " / ".join(f"{value(pick(arch, p))} ({p})" for p in protocols)
 
         params = [per_protocol(a, lambda rs: f"{int(rs[0]['params']):,}") for a in archs]
         minutes = [per_protocol(a, lambda rs: f"{statistics.mean(float(r['seconds']) for r in rs) / 60:.1f}")
