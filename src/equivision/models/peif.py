@@ -206,7 +206,7 @@ class PEIFNet(nn.Module):
         self.mlp_a = mlp([2 * k * d + d, *cfg.mlp_a])
         self.mlp_d = nn.Sequential(mlp([cfg.mlp_a[-1] + d, *cfg.mlp_d]), nn.Linear(cfg.mlp_d[-1], 3))
 
-    def forward(self, patches: Tensor, queries: Tensor) -> Tensor:
+    def _check_inputs(self, patches: Tensor, queries: Tensor) -> None:
         k = self.cfg.k
         if patches.ndim != 3 or patches.shape[1:] != (k, 3):
             raise ShapeError(
@@ -214,6 +214,10 @@ class PEIFNet(nn.Module):
             )
         if queries.shape != (patches.shape[0], 3):
             raise ShapeError(f"queries must be ({patches.shape[0]}, 3), got {tuple(queries.shape)}")
+
+    def forward(self, patches: Tensor, queries: Tensor) -> Tensor:
+        k = self.cfg.k
+        self._check_inputs(patches, queries)
         # Conditioning (our addition to the paper): canonical coordinates of a K-NN patch in a
         # unit-box cloud are ~1e-2, which leaves a freshly initialised MLP nearly constant in
         # its input. Divide by the patch's RMS radius s (invariant under SE(3), so equivariance
@@ -294,12 +298,7 @@ class PEIFNet(nn.Module):
         displacement differs from float32 by ~0.25 % of its norm on average.
         """
         k = self.cfg.k
-        if patches.ndim != 3 or patches.shape[1:] != (k, 3):
-            raise ShapeError(
-                f"patches must be (Q, {k}, 3) for this model (k={k}), got {tuple(patches.shape)}"
-            )
-        if queries.shape != (patches.shape[0], 3):
-            raise ShapeError(f"queries must be ({patches.shape[0]}, 3), got {tuple(queries.shape)}")
+        self._check_inputs(patches, queries)
         c = self._lowp_weights(dtype)
         w = c["w"]
         patches, queries = patches.float(), queries.float()
