@@ -65,7 +65,7 @@ from equivision.io import Mesh, load_mesh
 from equivision.metrics import evaluate_reconstruction
 from equivision.models import load
 from equivision.pipelines.reconstruct import reconstruct
-from equivision.recon.predict import inference_dtype
+from equivision.recon.predict import COMPUTE_DTYPES, inference_dtype
 
 METRICS = ("cd_l1", "emd", "nc", "f1")
 VARIANTS = {"noise 0.005": ("noise", 0.005), "noise 0.01": ("noise", 0.01),
@@ -178,7 +178,7 @@ class Results:
             f.write(json.dumps(row) + "\n")
 
 
-PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+PRECISIONS = COMPUTE_DTYPES
 
 
 def run_equivision(net: torch.nn.Module, pts: torch.Tensor, ref: Mesh, res: int, seed: int,
@@ -259,7 +259,7 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
 
     def record(set_name: str, shape: str, variant: str, method: str, res: int | None, row: dict) -> None:
         results.add({"set": set_name, "shape": shape, "variant": variant, "method": method,
-                     "resolution": res, **row})
+                     "resolution": res, "threads": torch.get_num_threads(), **row})
         extra = f" {row['seconds']:.1f}s" if "seconds" in row else ""
         print(f"{set_name} | {shape} | {variant} | {method}"
               + (f" | res {res}" if res else "") + f": F={row.get('f1', float('nan')):.4f}"
@@ -363,7 +363,9 @@ def report(rows: list[dict], resolution: int) -> None:
         print(f"| {s} | {m} | {res or '-'} | {mean([r['seconds'] for r in rs]):.1f} | "
               + (f"{qps:,.0f}" if qps else "-") + f" | {len(rs)} |")
     precisions = sorted({r["precision"] for r in rows if "precision" in r})
-    print(f"\n(CPU, {torch.get_num_threads()} torch thread(s); equivision's network in "
+    threads = sorted({str(r["threads"]) for r in rows if "threads" in r})
+    threads_text = f"{' / '.join(threads)} torch thread(s)" if threads else "threads not recorded"
+    print(f"\n(CPU, {threads_text}; equivision's network in "
           f"{', '.join(precisions) or 'float32 (rows without a precision field)'})")
 
 

@@ -47,7 +47,8 @@ def reconstruct(
         check_writable(preview, overwrite)
     if device.startswith("cuda") and not torch.cuda.is_available():
         fail("--device cuda asked but no CUDA device is available")
-    dtypes = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+    from equivision.recon.predict import COMPUTE_DTYPES as dtypes
+
     if precision not in dtypes:
         fail(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
     points, _ = load_point_cloud(cloud)

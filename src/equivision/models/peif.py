@@ -215,6 +215,12 @@ class PEIFNet(nn.Module):
         if queries.shape != (patches.shape[0], 3):
             raise ShapeError(f"queries must be ({patches.shape[0]}, 3), got {tuple(queries.shape)}")
 
+    @staticmethod
+    def _normalise(patches: Tensor, queries: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Patches and queries divided by the patch's RMS radius ``s (Q, 1)``, and ``s``."""
+        s = patches.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-12)[:, None]  # (Q, 1)
+        return patches / s[:, :, None], queries / s, s
+
     def forward(self, patches: Tensor, queries: Tensor) -> Tensor:
         k = self.cfg.k
         self._check_inputs(patches, queries)
@@ -223,9 +229,7 @@ class PEIFNet(nn.Module):
         # its input. Divide by the patch's RMS radius s (invariant under SE(3), so equivariance
         # is untouched) and scale the output back by s; this also makes the field equivariant
         # to uniform scaling, which helps clouds of other densities.
-        s = patches.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-12)[:, None]  # (Q, 1)
-        patches = patches / s[:, :, None]
-        queries = queries / s
+        patches, queries, s = self._normalise(patches, queries)
         n, d = patches.shape[0], self.cfg.feature_dim
         # The paper's formulation, rearranged so that nothing of width K·D or 2·K·D + D is
         # concatenated and the attention's key/value maps act on one vector per query instead
@@ -302,9 +306,7 @@ class PEIFNet(nn.Module):
         c = self._lowp_weights(dtype)
         w = c["w"]
         patches, queries = patches.float(), queries.float()
-        s = patches.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-12)[:, None]
-        patches = patches / s[:, :, None]
-        queries = queries / s
+        patches, queries, s = self._normalise(patches, queries)
         n, d = patches.shape[0], self.cfg.feature_dim
         fused = _fused() and patches.device.type == "cpu"
 

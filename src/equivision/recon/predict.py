@@ -19,6 +19,11 @@ from equivision.recon.patches import knn_patches
 NET_CHUNK = 1024
 
 
+#: ``--precision`` names (CLI, benchmark) to ``compute_dtype`` values of :func:`inference_dtype`.
+COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"auto": None, "float32": torch.float32,
+                                                 "bfloat16": torch.bfloat16}
+
+
 def inference_dtype(model: nn.Module, compute_dtype: torch.dtype | None = None) -> torch.dtype:
     """The arithmetic of the network for ``compute_dtype``.
 
