@@ -23,7 +23,14 @@ import torch
 from torch import nn
 
 from equivision.groups import C4, C8
-from equivision.nn import GroupConv2d, LiftingConv2d, ScaleGroupConv2d, ScaleLiftingConv2d
+from equivision.nn import (
+    GroupConv2d,
+    LiftingConv2d,
+    ScaleGroupConv2d,
+    ScaleLiftingConv2d,
+    ZoomGroupConv2d,
+    ZoomLiftingConv2d,
+)
 
 warnings.filterwarnings("ignore")  # e2cnn's deprecation warnings
 
@@ -104,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     add(f"scale lift 1→{f}×3, K=5", ScaleLiftingConv2d(1, f, 5, scales), img,
         nn.Conv2d(1, f * 3, 5, padding=2), img, None, None)
     add(f"scale group conv {f}×3→{f}×3, K=3", ScaleGroupConv2d(f, f, 3, scales), smap,
+        nn.Conv2d(f * 3, f * 3, 3, padding=1), smap.reshape(b, f * 3, s, s), None, None)
+    # the zoomed-grid discretisation of the same group: K × K kernels at every scale
+    add(f"zoom lift 1→{f}×3, K=5", ZoomLiftingConv2d(1, f, 5, scales), img,
+        nn.Conv2d(1, f * 3, 5, padding=2), img, None, None)
+    add(f"zoom group conv {f}×3→{f}×3, K=3", ZoomGroupConv2d(f, f, 3, scales), smap,
         nn.Conv2d(f * 3, f * 3, 3, padding=1), smap.reshape(b, f * 3, s, s), None, None)
 
     print(f"G-CNN layers, forward + backward, batch {b}, {s}×{s}, {a.threads} thread(s), "

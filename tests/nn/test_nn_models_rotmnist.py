@@ -34,7 +34,7 @@ def _digits(n: int = 60) -> tuple[torch.Tensor, torch.Tensor, str]:
     return images, torch.arange(n) % 10, "test"
 
 
-@pytest.mark.parametrize("arch", ["plain", "p4", "p4m", "p8", "scale"])
+@pytest.mark.parametrize("arch", ["plain", "p4", "p4m", "p8", "scale", "scale_zoom"])
 def test_models_map_digits_to_logits(arch):
     model = build_gcnn(GCNNConfig(arch=arch, width=3, depth=3)).eval()
     out = model(torch.rand(2, 1, 28, 28))
@@ -248,12 +248,20 @@ def test_experiment_names_order_and_summary(tmp_path):
          "params": 200, "seconds": 120.0, "error": 2.0},
         {"protocol": "A", "arch": "p4", "width": 12, "steps": 4000, "augment": True, "seed": 1,
          "params": 200, "seconds": 180.0, "error": 3.0},
+        # a width no longer in the experiment: left out, and counted
+        {"protocol": "A", "arch": "p4", "width": 10, "steps": 4000, "augment": True, "seed": 0,
+         "params": 150, "seconds": 100.0, "error": 9.0},
     ]
     (tmp_path / "results_0.json").write_text(json.dumps(rows))
     table = summarize_experiment(str(tmp_path))
     assert "| A: rotated → rotated | 5.00 ± 0.00 (n=1) |" in table
     assert "| A: rotated → rotated [4000 steps, fresh transforms] | 2.50 ± 0.71 (n=2) |" in table
     assert "| minutes per run [4000 steps, fresh transforms] | 2.5 |" in table
+    assert "(1 row of runs no longer in the experiment left out.)" in table
+    zoom = ExperimentRun("scale", "scale_zoom", 12, 4000, True, num_scales=4)
+    assert zoom.name(2) == "scale_4000+aug_scale_zoom_w12_S4_s2"
+    assert ExperimentRun.of_row({"protocol": "scale", "arch": "scale_zoom", "width": 12,
+                                 "steps": 4000, "augment": True, "num_scales": 4}) == zoom
     assert ExperimentRun("B", "p4", 8).schedule == "short"
 
 

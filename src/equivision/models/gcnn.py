@@ -8,7 +8,11 @@ All share one skeleton for 28 × 28 digits, ``(B, C_in, H, W) -> (B, num_classes
 * ``"p4"`` / ``"p4m"``: ``C4`` / ``D4`` G-CNN, exactly invariant to rotations by 90°
   (and mirrors) of the input when ``H`` and ``W`` are divisible by 4;
 * ``"p8"``: ``C8`` G-CNN with steerable kernels (invariance to 45° steps approximate);
-* ``"scale"``: scale-translation G-CNN over ``num_scales`` scales ``√2^i``;
+* ``"scale"``: scale-translation G-CNN over ``num_scales`` scales ``√2^i`` (magnified
+  kernels, every slice on the input grid);
+* ``"scale_zoom"``: the same group on zoomed grids: the input magnified ``√2^i`` times per
+  slice and ``K × K`` kernels throughout (:class:`~equivision.nn.ZoomLiftingConv2d`), so
+  every scale costs the same;
 * ``"plain"``: the same skeleton with ``Conv2d``, its width chosen so that its parameter
   count matches the P4 model's (:func:`matched_plain_width`);
 * ``"e2cnn_c8"``: the outside anchor, the same skeleton built from e2cnn's ``R2Conv`` on
@@ -36,10 +40,12 @@ from equivision.nn import (
     LiftingConv2d,
     ScaleGroupConv2d,
     ScaleLiftingConv2d,
+    ZoomGroupConv2d,
+    ZoomLiftingConv2d,
     geometric_scales,
 )
 
-Arch = Literal["plain", "p4", "p4m", "p8", "scale", "e2cnn_c8"]
+Arch = Literal["plain", "p4", "p4m", "p8", "scale", "scale_zoom", "e2cnn_c8"]
 POOL_AFTER = (0, 2)  # block indices followed by 2 × 2 max pooling
 
 
@@ -55,7 +61,10 @@ class GCNNConfig:
     in_channels: int = 1
     num_classes: int = 10
     num_scales: int = 3
-    """Scales √2^i of the "scale" arch."""
+    """Scales √2^i of the "scale" arch (zooms √2^i of "scale_zoom")."""
+    scale_size: int = 2
+    """Neighbouring scales each scale group convolution reads ("scale", "scale_zoom"); 1
+    mixes no scales, so the truncated scale axis only matters at the final projection."""
     projection: Literal["max", "mean"] = "max"
     spatial_pool: Literal["mean", "max"] = "mean"
     """Global pooling over the plane before the linear head. "max" keeps the features of a
@@ -64,10 +73,10 @@ class GCNNConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.arch not in ("plain", "p4", "p4m", "p8", "scale", "e2cnn_c8"):
-            raise ConfigError(f"model.arch must be plain, p4, p4m, p8, scale or e2cnn_c8, got "
-                              f"{self.arch!r}")
-        for k in ("width", "depth", "in_channels", "num_classes", "num_scales"):
+        if self.arch not in ("plain", "p4", "p4m", "p8", "scale", "scale_zoom", "e2cnn_c8"):
+            raise ConfigError(f"model.arch must be plain, p4, p4m, p8, scale, scale_zoom or "
+                              f"e2cnn_c8, got {self.arch!r}")
+        for k in ("width", "depth", "in_channels", "num_classes", "num_scales", "scale_size"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"model.{k} must be >= 1, got {getattr(self, k)}")
         if not 0 <= self.dropout < 1:
@@ -136,16 +145,21 @@ class GroupCNN(_Classifier):
 
 
 class ScaleCNN(_Classifier):
-    """A scale-translation G-CNN classifier over scales ``√2^i``, ``i < num_scales``."""
+    """A scale-translation G-CNN classifier over scales ``√2^i``, ``i < num_scales``:
+    magnified kernels (``zoomed=False``) or zoomed grids (``zoomed=True``, see
+    :class:`~equivision.nn.ZoomLiftingConv2d`)."""
 
     def __init__(self, width: int = 8, depth: int = 5, num_scales: int = 3,
                  in_channels: int = 1, num_classes: int = 10, projection: str = "max",
-                 dropout: float = 0.0, spatial_pool: str = "mean") -> None:
+                 dropout: float = 0.0, spatial_pool: str = "mean", zoomed: bool = False,
+                 scale_size: int = 2) -> None:
         super().__init__()
         self.in_channels, self.spatial_pool = in_channels, spatial_pool
         scales = geometric_scales(num_scales, 2**0.5)
-        self.blocks = _skeleton(ScaleLiftingConv2d(in_channels, width, 5, scales),
-                                lambda: ScaleGroupConv2d(width, width, 3, scales, scale_size=2),
+        lift, conv = ((ZoomLiftingConv2d, ZoomGroupConv2d) if zoomed
+                      else (ScaleLiftingConv2d, ScaleGroupConv2d))
+        self.blocks = _skeleton(lift(in_channels, width, 5, scales),
+                                lambda: conv(width, width, 3, scales, scale_size=scale_size),
                                 GroupBatchNorm, lambda: GroupMaxPool2d(2), width, depth)
         self.project = GroupProjection(projection)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
@@ -260,9 +274,9 @@ def build_gcnn(cfg: GCNNConfig) -> nn.Module:
             width = matched_plain_width(count_parameters(ref), cfg.depth, cfg.in_channels,
                                         cfg.num_classes)
         return PlainCNN(width, **common)
-    if cfg.arch == "scale":
+    if cfg.arch in ("scale", "scale_zoom"):
         return ScaleCNN(cfg.width, num_scales=cfg.num_scales, projection=cfg.projection,
-                        **common)
+                        zoomed=cfg.arch == "scale_zoom", scale_size=cfg.scale_size, **common)
     if cfg.arch == "e2cnn_c8":
         return E2CNNC8(cfg.width, projection=cfg.projection, **common)
     group = {"p4": C4, "p4m": D4, "p8": CyclicGroup(8)}[cfg.arch]

@@ -169,3 +169,133 @@ class ScaleGroupConv2d(_ScaleConv):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", scale_size={self.scale_size}"
+
+
+# ------------------------------------------------------------------ zoomed-grid discretisation
+
+def zoom_grid(h: int, w: int, factor: float, *, dtype: torch.dtype = torch.float32,
+              device: torch.device | str | None = None) -> Tensor:
+    """``(1, H, W, 2)`` ``grid_sample`` grid (``align_corners=False``) that magnifies an
+    ``H × W`` image ``factor`` times about its centre: ``out(u) = in(u / factor)``, the same
+    map as :func:`equivision.groups.transform_image` with the scale-translation element
+    ``(0, 0, factor)``; ``factor < 1`` shrinks (zeros shifted in)."""
+    ys = (2 * torch.arange(h, dtype=torch.float64) - (h - 1)) / (factor * h)
+    xs = (2 * torch.arange(w, dtype=torch.float64) - (w - 1)) / (factor * w)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], -1)[None].to(dtype=dtype, device=device)
+
+
+class _ZoomResampler(nn.Module):
+    """Resamples ``(N, C, H, W)`` maps by fixed factors, caching one grid per size/device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._grids: dict[tuple, Tensor] = {}
+
+    def zoom(self, x: Tensor, factor: float) -> Tensor:
+        if factor == 1.0:
+            return x
+        key = (x.shape[-2], x.shape[-1], factor, x.dtype, x.device)
+        grid = self._grids.get(key)
+        if grid is None:
+            grid = self._grids[key] = zoom_grid(x.shape[-2], x.shape[-1], factor,
+                                                dtype=x.dtype, device=x.device)
+        return F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1), mode="bilinear",
+                             padding_mode="zeros", align_corners=False)
+
+
+class ZoomLiftingConv2d(_ZoomResampler):
+    """Images ``(B, C_in, H, W)`` to scale feature maps ``(B, C_out, S, H, W)`` on zoomed
+    grids: slice ``i`` is the base ``K × K`` kernel correlated with the input magnified
+    ``zooms[i]`` times about its centre, ``φ_i = k ⋆ Z_{z_i} f`` with ``(Z_z f)(u) = f(u / z)``.
+
+    This is the lifting of :class:`ScaleLiftingConv2d` at kernel scale ``1 / z_i`` (a kernel
+    *shrunk* ``z_i`` times), sampled on the grid ``u / z_i`` where the shrunk kernel still
+    spans ``K`` samples: every slice costs one ``K × K`` convolution, whatever its scale.
+    Magnifying the input by ``r = z_{i+1} / z_i`` moves slice ``i + 1`` to slice ``i`` with
+    no spatial resampling (``Z_{z_i} Z_r = Z_{z_{i+1}}``); exact in the continuum, up to
+    bilinear interpolation on the grid and content zoomed past the frame.
+    ``weight``: ``(C_out, C_in, K, K)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 zooms: Sequence[float] = (1.0, 2**0.5, 2.0, 2**1.5), *,
+                 bias: bool = True) -> None:
+        super().__init__()
+        what = "ZoomLiftingConv2d"
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if int(v) != v or v < 1:
+                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = check_odd_kernel(kernel_size, what)
+        self.zooms = check_scales(zooms, what, geometric=False)
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, k, k))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
+        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * k * k)) ** 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image_batch(x, self.in_channels, "ZoomLiftingConv2d")
+        b, c, h, w = x.shape
+        zoomed = torch.stack([self.zoom(x, z) for z in self.zooms], 1)  # (B, S, C, H, W)
+        y = F.conv2d(zoomed.reshape(-1, c, h, w), self.weight, self.bias,
+                     padding=self.kernel_size // 2)
+        return y.reshape(b, len(self.zooms), self.out_channels, h, w).transpose(1, 2)
+
+    def extra_repr(self) -> str:
+        z = ", ".join(f"{v:.3g}" for v in self.zooms)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"zooms=({z})")
+
+
+class ZoomGroupConv2d(_ZoomResampler):
+    """Scale feature maps on zoomed grids ``(B, C_in, S, H, W)`` to ``(B, C_out, S, H, W)``.
+
+    ``ψ_i = Σ_{d < D} k_d ⋆ Z_{r^{−d}} φ_{i+d}``: output slice ``i`` reads its ``D =
+    scale_size`` neighbours ``i … i+D−1``, each first shrunk by ``r^d`` onto slice ``i``'s
+    grid (slice ``i + d`` is zoomed ``r^d`` times more; ``r`` the ratio of the geometric
+    ``zooms``), then one ``K × K`` kernel per tap. The group convolution of
+    :class:`ScaleGroupConv2d` with kernels at scale ``1 / z_i``, on slice ``i``'s grid. Slices
+    past the last are absent (the truncated scale axis).
+    ``weight``: ``(C_out, C_in, D, K, K)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 zooms: Sequence[float] = (1.0, 2**0.5, 2.0, 2**1.5), *, scale_size: int = 2,
+                 bias: bool = True) -> None:
+        super().__init__()
+        what = "ZoomGroupConv2d"
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if int(v) != v or v < 1:
+                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = check_odd_kernel(kernel_size, what)
+        self.zooms = check_scales(zooms, what, geometric=True)
+        if int(scale_size) != scale_size or not 1 <= scale_size <= len(self.zooms):
+            raise InvalidInputError(
+                f"{what}: scale_size must be an integer in 1..{len(self.zooms)} "
+                f"(the number of zooms), got {scale_size}")
+        self.scale_size = int(scale_size)
+        self.ratio = self.zooms[1] / self.zooms[0] if len(self.zooms) > 1 else 1.0
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels,
+                                               self.scale_size, k, k))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
+        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * self.scale_size * k * k)) ** 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_group_batch(x, self.in_channels, len(self.zooms), "ZoomGroupConv2d", axis="S")
+        b, c, s, h, w = x.shape
+        taps = []
+        for d in range(self.scale_size):
+            # slices d … S−1 shrunk by r^d onto the grids of slices 0 … S−1−d; zeros beyond
+            moved = self.zoom(x[:, :, d:].transpose(1, 2).reshape(-1, c, h, w),
+                              self.ratio ** -d).reshape(b, s - d, c, h, w)
+            taps.append(F.pad(moved, (0, 0, 0, 0, 0, 0, 0, d)))  # (B, S, C, H, W)
+        stacked = torch.stack(taps, 3).reshape(b * s, c * self.scale_size, h, w)
+        weight = self.weight.reshape(self.out_channels, c * self.scale_size, *self.weight.shape[-2:])
+        y = F.conv2d(stacked, weight, self.bias, padding=self.kernel_size // 2)
+        return y.reshape(b, s, self.out_channels, h, w).transpose(1, 2)
+
+    def extra_repr(self) -> str:
+        z = ", ".join(f"{v:.3g}" for v in self.zooms)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"zooms=({z}), scale_size={self.scale_size}")

@@ -122,6 +122,10 @@ class ExperimentRun:
     steps: int = 1000
     """Adam steps of batch 64 (1000 = 8 epochs of the 8,000 training digits)."""
     augment: bool = False
+    num_scales: int | None = None
+    """Scales of the scale archs (``None``: the model's default)."""
+    scale_size: int | None = None
+    """Neighbouring scales per scale group convolution (``None``: the model's default)."""
 
     @property
     def schedule(self) -> str:
@@ -139,7 +143,18 @@ class ExperimentRun:
     def name(self, seed: int) -> str:
         if self.schedule == "short":  # the first experiment's names, kept for its results
             return f"{self.protocol}_{self.arch}_s{seed}"
-        return f"{self.protocol}_{self.schedule}_{self.arch}_w{self.width}_s{seed}"
+        scales = "" if self.num_scales is None else f"_S{self.num_scales}"
+        scales += "" if self.scale_size is None else f"_D{self.scale_size}"
+        return f"{self.protocol}_{self.schedule}_{self.arch}_w{self.width}{scales}_s{seed}"
+
+    @classmethod
+    def of_row(cls, row: dict[str, object]) -> ExperimentRun:
+        """The run a result row came from (rows of the first experiment lack the later
+        fields)."""
+        n, d = row.get("num_scales"), row.get("scale_size")
+        return cls(str(row["protocol"]), str(row["arch"]), int(row["width"]),
+                   int(row.get("steps", 1000)), bool(row.get("augment", False)),
+                   None if n is None else int(n), None if d is None else int(d))
 
 
 #: The experiment's runs. The short schedule covers protocols A, B and scale with small
@@ -154,6 +169,9 @@ EXPERIMENT_RUNS: tuple[ExperimentRun, ...] = (
     ExperimentRun("A", "plain", 12, 4000, True), ExperimentRun("A", "p4", 12, 4000, True),
     ExperimentRun("A", "p8", 8, 4000, True), ExperimentRun("A", "e2cnn_c8", 8, 4000, True),
     ExperimentRun("scale", "plain", 8, 4000, True), ExperimentRun("scale", "scale", 12, 4000, True),
+    ExperimentRun("A", "p8", 12, 4000, True),
+    ExperimentRun("scale", "scale_zoom", 16, num_scales=4, scale_size=1),
+    ExperimentRun("scale", "scale_zoom", 16, 4000, True, num_scales=4, scale_size=1),
 )
 _SLOW = {"p8", "e2cnn_c8"}
 
@@ -193,6 +211,9 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
     def job(seed: int, run: ExperimentRun):
         def fn(run_dir):
             model = {"arch": run.arch, "width": run.width, "spatial_pool": run.spatial_pool}
+            for key in ("num_scales", "scale_size"):
+                if getattr(run, key) is not None:
+                    model[key] = getattr(run, key)
             task = {"protocol": run.protocol, "model": model}
             if run.augment:
                 task["augment"] = True
@@ -203,7 +224,8 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
                 protocol=run.protocol, model=GCNNConfig(**model))))
             return {"protocol": run.protocol, "arch": run.arch, "width": run.width,
                     "steps": run.steps, "augment": run.augment,
-                    "spatial_pool": run.spatial_pool, "seed": seed,
+                    "spatial_pool": run.spatial_pool, "num_scales": run.num_scales,
+                    "scale_size": run.scale_size, "seed": seed,
                     "params": params, **res.eval_metrics}
         return run.name(seed), fn
 
@@ -211,29 +233,32 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
 
 
 def _schedule(row: dict[str, object]) -> str:
-    return ExperimentRun(str(row["protocol"]), str(row["arch"]), int(row["width"]),
-                         int(row.get("steps", 1000)), bool(row.get("augment", False))).schedule
+    return ExperimentRun.of_row(row).schedule
 
 
 def summarize_experiment(out_dir: str) -> str:
     """A Markdown table (mean ± std over the seeds found) from every
     ``out_dir/results_*.json`` written by :func:`run_experiment`: one block of rows per
-    schedule, each with its models' parameter counts and minutes per run."""
+    schedule, each with its models' parameter counts and minutes per run. Rows of runs no
+    longer in :data:`EXPERIMENT_RUNS` (an earlier width, say) are left out, and counted
+    under the table."""
     import statistics
 
     from equivision.training.experiment import mean_std, read_results
 
-    rows = read_results(out_dir)
+    all_rows = read_results(out_dir)
+    rows = [r for r in all_rows if ExperimentRun.of_row(r) in EXPERIMENT_RUNS]
     metrics = (("A", "error", "A: rotated → rotated"), ("B", "error", "B: upright → rotated"),
                ("B", "error_rot90", "B: upright → 90° steps"),
                ("B", "error_upright", "B: upright → upright"),
                ("scale", "error", "scale: [0.3, 1] → [0.3, 1]"),
                ("scale_B", "error", "scale B: 1 → [0.3, 1]"),
                ("scale_B", "error_upright", "scale B: 1 → 1"))
-    archs = [a for a in ("plain", "p4", "p8", "e2cnn_c8", "scale")
+    archs = [a for a in ("plain", "p4", "p8", "e2cnn_c8", "scale", "scale_zoom")
              if any(r["arch"] == a for r in rows)]
     names = {"plain": "plain CNN", "p4": "P4 (ours)", "p8": "P8 (ours)",
-             "e2cnn_c8": "C8 e2cnn", "scale": "scale (ours)"}
+             "e2cnn_c8": "C8 e2cnn", "scale": "scale (ours)",
+             "scale_zoom": "scale, zoomed grids (ours)"}
     out = ["| test error % | " + " | ".join(names[a] for a in archs) + " |",
            "|---|" + "---|" * len(archs)]
     for schedule in dict.fromkeys(_schedule(r) for r in rows):
@@ -263,6 +288,9 @@ def summarize_experiment(out_dir: str) -> str:
                    for a in archs]
         out.append(f"| parameters{tag} | " + " | ".join(params) + " |")
         out.append(f"| minutes per run{tag} | " + " | ".join(minutes) + " |")
+    if (n := len(all_rows) - len(rows)) > 0:
+        out.append(f"\n({n} row{'s' if n > 1 else ''} of runs no longer in the experiment "
+                   "left out.)")
     return "\n".join(out) + "\n"
 
 
