@@ -18,7 +18,7 @@ from equivision.groups import (
     group_image_action,
     image_action,
 )
-from equivision.models.gcnn import p4cnn, p4mcnn, p8cnn
+from equivision.models.gcnn import ScaleCNN, p4cnn, p4mcnn, p8cnn
 from equivision.nn import (
     GroupAvgPool2d,
     GroupBatchNorm,
@@ -267,7 +267,11 @@ def test_gradcheck(group, basis):
 
 # ----------------------------------------------------------------------------- export
 
-@pytest.mark.parametrize("make", [p4cnn, p8cnn], ids=["P4", "P8"])
+def _zoom_scale_cnn(**kw):
+    return ScaleCNN(num_scales=3, zoomed=True, **kw)
+
+
+@pytest.mark.parametrize("make", [p4cnn, p8cnn, _zoom_scale_cnn], ids=["P4", "P8", "zoom"])
 def test_model_exports_with_torch_export(make):
     model = make(width=2, depth=3).eval()
     x = torch.rand(2, 1, 28, 28)

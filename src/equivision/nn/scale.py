@@ -186,20 +186,14 @@ def zoom_grid(h: int, w: int, factor: float, *, dtype: torch.dtype = torch.float
 
 
 class _ZoomResampler(nn.Module):
-    """Resamples ``(N, C, H, W)`` maps by fixed factors, caching one grid per size/device."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._grids: dict[tuple, Tensor] = {}
+    """Resamples ``(N, C, H, W)`` maps by fixed factors. The grid is rebuilt in every call
+    (microseconds next to the convolutions), so the layers hold no state besides their
+    parameters and trace cleanly with ``torch.export``."""
 
     def zoom(self, x: Tensor, factor: float) -> Tensor:
         if factor == 1.0:
             return x
-        key = (x.shape[-2], x.shape[-1], factor, x.dtype, x.device)
-        grid = self._grids.get(key)
-        if grid is None:
-            grid = self._grids[key] = zoom_grid(x.shape[-2], x.shape[-1], factor,
-                                                dtype=x.dtype, device=x.device)
+        grid = zoom_grid(x.shape[-2], x.shape[-1], factor, dtype=x.dtype, device=x.device)
         return F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1), mode="bilinear",
                              padding_mode="zeros", align_corners=False)
 
