@@ -65,14 +65,34 @@ def geometric_scales(n: int, ratio: float = 2**0.5, first: float = 1.0) -> tuple
     return tuple(first * ratio**i for i in range(int(n)))
 
 
+def _check_channels(module: nn.Module, in_channels: int, out_channels: int, what: str) -> None:
+    """Positive integer channel counts, stored on ``module``."""
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if int(v) != v or v < 1:
+            raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
+    module.in_channels, module.out_channels = int(in_channels), int(out_channels)
+
+
+def _he_parameters(module: nn.Module, shape: tuple[int, ...], bias: bool) -> None:
+    """``module.weight`` of ``shape`` ``(C_out, C_in, ...)`` with He-normal initialisation
+    (fan-in: every entry after the first), and ``module.bias`` ``(C_out,)`` zeros or None."""
+    fan_in = math.prod(shape[1:])
+    module.weight = nn.Parameter(nn.init.normal_(torch.empty(shape), std=(2.0 / fan_in) ** 0.5))
+    module.bias = nn.Parameter(torch.zeros(shape[0])) if bias else None
+
+
+def _check_scale_size(scale_size: int, n: int, what: str) -> int:
+    if int(scale_size) != scale_size or not 1 <= scale_size <= n:
+        raise InvalidInputError(f"{what}: scale_size must be an integer in 1..{n} (the number "
+                                f"of scales), got {scale_size}")
+    return int(scale_size)
+
+
 class _ScaleConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  scales: Sequence[float], geometric: bool, what: str) -> None:
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if int(v) != v or v < 1:
-                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        _check_channels(self, in_channels, out_channels, what)
         self.kernel_size = check_odd_kernel(kernel_size, what)
         self.scales = check_scales(scales, what, geometric=geometric)
         self.kernel_sizes: list[int] = []
@@ -101,9 +121,7 @@ class ScaleLiftingConv2d(_ScaleConv):
         super().__init__(in_channels, out_channels, kernel_size, scales, False,
                          "ScaleLiftingConv2d")
         k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, k, k))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * k * k)) ** 0.5)
+        _he_parameters(self, (self.out_channels, self.in_channels, k, k), bias)
 
     def scaled_weight(self, i: int) -> Tensor:
         """``(C_out, C_in, K_i, K_i)``: the kernel at ``scales[i]``."""
@@ -134,17 +152,9 @@ class ScaleGroupConv2d(_ScaleConv):
                  bias: bool = True) -> None:
         super().__init__(in_channels, out_channels, kernel_size, scales, True,
                          "ScaleGroupConv2d")
-        if int(scale_size) != scale_size or not 1 <= scale_size <= len(self.scales):
-            raise InvalidInputError(
-                f"ScaleGroupConv2d: scale_size must be an integer in 1..{len(self.scales)} "
-                f"(the number of scales), got {scale_size}")
-        self.scale_size = int(scale_size)
+        self.scale_size = _check_scale_size(scale_size, len(self.scales), "ScaleGroupConv2d")
         k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels,
-                                               self.scale_size, k, k))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-        fan_in = self.in_channels * self.scale_size * k * k
-        nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
+        _he_parameters(self, (self.out_channels, self.in_channels, self.scale_size, k, k), bias)
 
     def scaled_weight(self, i: int, depth: int) -> Tensor:
         """``(C_out, C_in·depth, K_i, K_i)``: the first ``depth`` scale taps at ``scales[i]``."""
@@ -185,10 +195,18 @@ def zoom_grid(h: int, w: int, factor: float, *, dtype: torch.dtype = torch.float
     return torch.stack([gx, gy], -1)[None].to(dtype=dtype, device=device)
 
 
-class _ZoomResampler(nn.Module):
-    """Resamples ``(N, C, H, W)`` maps by fixed factors. The grid is rebuilt in every call
-    (microseconds next to the convolutions), so the layers hold no state besides their
-    parameters and trace cleanly with ``torch.export``."""
+class _ZoomConv(nn.Module):
+    """Shared set-up of the zoomed-grid layers: channels, kernel size, zooms, and resampling
+    ``(N, C, H, W)`` maps by a fixed factor. The grid is rebuilt in every call (microseconds
+    next to the convolutions), so the layers hold no state besides their parameters and
+    trace cleanly with ``torch.export``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 zooms: Sequence[float], geometric: bool, what: str) -> None:
+        super().__init__()
+        _check_channels(self, in_channels, out_channels, what)
+        self.kernel_size = check_odd_kernel(kernel_size, what)
+        self.zooms = check_scales(zooms, what, geometric=geometric)
 
     def zoom(self, x: Tensor, factor: float) -> Tensor:
         if factor == 1.0:
@@ -197,8 +215,13 @@ class _ZoomResampler(nn.Module):
         return F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1), mode="bilinear",
                              padding_mode="zeros", align_corners=False)
 
+    def extra_repr(self) -> str:
+        z = ", ".join(f"{v:.3g}" for v in self.zooms)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"zooms=({z})")
 
-class ZoomLiftingConv2d(_ZoomResampler):
+
+class ZoomLiftingConv2d(_ZoomConv):
     """Images ``(B, C_in, H, W)`` to scale feature maps ``(B, C_out, S, H, W)`` on zoomed
     grids: slice ``i`` is the base ``K × K`` kernel correlated with the input magnified
     ``zooms[i]`` times about its centre, ``φ_i = k ⋆ Z_{z_i} f`` with ``(Z_z f)(u) = f(u / z)``.
@@ -214,18 +237,10 @@ class ZoomLiftingConv2d(_ZoomResampler):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  zooms: Sequence[float] = (1.0, 2**0.5, 2.0, 2**1.5), *,
                  bias: bool = True) -> None:
-        super().__init__()
-        what = "ZoomLiftingConv2d"
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if int(v) != v or v < 1:
-                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = check_odd_kernel(kernel_size, what)
-        self.zooms = check_scales(zooms, what, geometric=False)
+        super().__init__(in_channels, out_channels, kernel_size, zooms, False,
+                         "ZoomLiftingConv2d")
         k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, k, k))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * k * k)) ** 0.5)
+        _he_parameters(self, (self.out_channels, self.in_channels, k, k), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         check_image_batch(x, self.in_channels, "ZoomLiftingConv2d")
@@ -235,13 +250,8 @@ class ZoomLiftingConv2d(_ZoomResampler):
                      padding=self.kernel_size // 2)
         return y.reshape(b, len(self.zooms), self.out_channels, h, w).transpose(1, 2)
 
-    def extra_repr(self) -> str:
-        z = ", ".join(f"{v:.3g}" for v in self.zooms)
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"zooms=({z})")
 
-
-class ZoomGroupConv2d(_ZoomResampler):
+class ZoomGroupConv2d(_ZoomConv):
     """Scale feature maps on zoomed grids ``(B, C_in, S, H, W)`` to ``(B, C_out, S, H, W)``.
 
     ``ψ_i = Σ_{d < D} k_d ⋆ Z_{r^{−d}} φ_{i+d}``: output slice ``i`` reads its ``D =
@@ -255,25 +265,12 @@ class ZoomGroupConv2d(_ZoomResampler):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  zooms: Sequence[float] = (1.0, 2**0.5, 2.0, 2**1.5), *, scale_size: int = 2,
                  bias: bool = True) -> None:
-        super().__init__()
-        what = "ZoomGroupConv2d"
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if int(v) != v or v < 1:
-                raise InvalidInputError(f"{what}: {name} must be a positive integer, got {v}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = check_odd_kernel(kernel_size, what)
-        self.zooms = check_scales(zooms, what, geometric=True)
-        if int(scale_size) != scale_size or not 1 <= scale_size <= len(self.zooms):
-            raise InvalidInputError(
-                f"{what}: scale_size must be an integer in 1..{len(self.zooms)} "
-                f"(the number of zooms), got {scale_size}")
-        self.scale_size = int(scale_size)
+        super().__init__(in_channels, out_channels, kernel_size, zooms, True,
+                         "ZoomGroupConv2d")
+        self.scale_size = _check_scale_size(scale_size, len(self.zooms), "ZoomGroupConv2d")
         self.ratio = self.zooms[1] / self.zooms[0] if len(self.zooms) > 1 else 1.0
         k = self.kernel_size
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels,
-                                               self.scale_size, k, k))
-        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if bias else None
-        nn.init.normal_(self.weight, std=(2.0 / (self.in_channels * self.scale_size * k * k)) ** 0.5)
+        _he_parameters(self, (self.out_channels, self.in_channels, self.scale_size, k, k), bias)
 
     def forward(self, x: Tensor) -> Tensor:
         check_group_batch(x, self.in_channels, len(self.zooms), "ZoomGroupConv2d", axis="S")
@@ -290,6 +287,4 @@ class ZoomGroupConv2d(_ZoomResampler):
         return y.reshape(b, s, self.out_channels, h, w).transpose(1, 2)
 
     def extra_repr(self) -> str:
-        z = ", ".join(f"{v:.3g}" for v in self.zooms)
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"zooms=({z}), scale_size={self.scale_size}")
+        return super().extra_repr() + f", scale_size={self.scale_size}"
