@@ -75,6 +75,10 @@ def test_model_config_and_input_errors():
         GCNNConfig(width=0)
     with pytest.raises(ConfigError, match="dropout"):
         GCNNConfig(dropout=1.5)
+    with pytest.raises(ConfigError, match="scale_size"):
+        GCNNConfig(arch="scale_zoom", num_scales=2, scale_size=3)
+    with pytest.raises(ShapeError, match=r"\(B, 1, H, W\)"):
+        build_gcnn(GCNNConfig(arch="scale_zoom", width=2, depth=2))(torch.rand(1, 2, 8, 8))
     with pytest.raises(ShapeError, match="at least 4"):
         p4cnn(width=2)(torch.rand(1, 1, 3, 3))
     with pytest.raises(InvalidInputError):

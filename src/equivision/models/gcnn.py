@@ -83,6 +83,9 @@ class GCNNConfig:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.projection not in ("max", "mean"):
             raise ConfigError(f"model.projection must be max or mean, got {self.projection!r}")
+        if self.arch in ("scale", "scale_zoom") and self.scale_size > self.num_scales:
+            raise ConfigError(f"model.scale_size ({self.scale_size}) cannot exceed "
+                              f"model.num_scales ({self.num_scales})")
         if self.spatial_pool not in ("max", "mean"):
             raise ConfigError(f"model.spatial_pool must be mean or max, got "
                               f"{self.spatial_pool!r}")
