@@ -282,3 +282,31 @@ def test_spatial_max_pool_keeps_a_small_objects_features():
         assert (ratio == pytest.approx(1.0, abs=1e-5)) == (pool == "max"), (pool, ratio)
     with pytest.raises(ConfigError, match="spatial_pool"):
         GCNNConfig(spatial_pool="sum")
+
+
+def test_magnification_consistency():
+    from equivision.tasks.rotmnist import magnification_consistency
+
+    v = torch.linspace(0.2, 0.9, 6)
+    x = torch.zeros(6, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = v[:, None, None, None]  # flat squares of different brightness
+
+    class Ink(torch.nn.Module):  # logits from the total ink: magnifying √2× doubles it
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            m = t.sum((1, 2, 3))
+            return torch.stack([m, torch.full_like(m, 45.0)], -1)
+
+    class Peak(torch.nn.Module):  # logits from the brightest pixel: a flat square keeps it
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            p = t.amax((1, 2, 3))
+            return torch.stack([10 * p, torch.full_like(p, 5.0)], -1)
+
+    inv = magnification_consistency(Peak(), x)
+    assert inv["changed"] == 0.0 and inv["log_prob_change"] < 1e-6
+    var = magnification_consistency(Ink(), x)
+    assert var["changed"] > 0 and var["log_prob_change"] > 0.1, var
+    with pytest.raises(InvalidInputError, match="non-empty"):
+        magnification_consistency(Peak(), x[:0])
+    d = _digits()
+    assert make_split("scale", n_train=40, n_test=20, digits=d).test_scales.shape == (20,)
+    assert make_split("A", n_train=40, n_test=20, digits=d).test_scales is None

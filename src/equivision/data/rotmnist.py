@@ -52,6 +52,8 @@ class RotMNISTSplit:
     test_labels: Tensor
     source: str
     """"mnist" (the real digits) or "drawn" (the font fallback)."""
+    test_scales: Tensor | None = None
+    """``(N_test,)`` float64: the factors the scale protocols shrink the test digits by."""
 
 
 def rotate_images(images: Tensor, angles: Tensor) -> Tensor:
@@ -156,6 +158,7 @@ def make_split(protocol: str = "A", *, split_seed: int = 0, transform_seed: int 
         test_images=test[:, None].contiguous(), test_upright=x_te[:, None].contiguous(),
         test_rot90=rot90_images(x_te, quarter)[:, None].contiguous(),
         test_labels=labels[te].clone(), source=source,
+        test_scales=test_scales if protocol in ("scale", "scale_B") else None,
     )
 
 

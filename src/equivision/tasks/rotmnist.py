@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from equivision.data.rotmnist import (
@@ -23,7 +25,7 @@ from equivision.data.rotmnist import (
     RotMNISTSplit,
     make_split,
 )
-from equivision.errors import ConfigError
+from equivision.errors import ConfigError, InvalidInputError
 from equivision.models.gcnn import GCNNConfig
 from equivision.training.tasks import Task, register_task
 
@@ -299,11 +301,72 @@ def summarize_experiment(out_dir: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def magnification_consistency(model: torch.nn.Module, images: Tensor, *,
+                              factor: float = 2**0.5, batch: int = 500) -> dict[str, float]:
+    """How far a classifier is from scale invariance on real digits: ``changed``, the percent
+    of predictions that change when ``images (N, 1, H, W)`` are magnified ``factor`` times
+    about their centre (pass digits small enough to stay inside the frame), and
+    ``log_prob_change``, the relative change of the log-probabilities (the harness's
+    :func:`~equivision.testing.equivariance_error` with the trivial output action)."""
+    from equivision.groups import ScaleTranslation2D, act_on_image
+    from equivision.testing import equivariance_error
+
+    if images.ndim != 4 or len(images) == 0:
+        raise InvalidInputError(f"images must be a non-empty batch (N, C, H, W), got "
+                                f"{tuple(images.shape)}")
+    g = torch.tensor([0.0, 0.0, factor], dtype=torch.float64)
+    model.eval()
+
+    def log_probs(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return torch.cat([model(x[i:i + batch]).float().log_softmax(-1)
+                              for i in range(0, len(x), batch)])
+
+    def act(g: Tensor, x: Tensor) -> Tensor:
+        return act_on_image(ScaleTranslation2D(), g, x)
+
+    before, after = log_probs(images), log_probs(act(g, images))
+    return {"changed": 100.0 * float((before.argmax(-1) != after.argmax(-1)).float().mean()),
+            "log_prob_change": equivariance_error(log_probs, images, act, None, [g])}
+
+
+def summarize_consistency(out_dir: str, max_scale: float = 0.7) -> str:
+    """A Markdown table of :func:`magnification_consistency` (√2) for every scale-protocol run
+    of the experiment found in ``out_dir``, on the test digits shrunk to ``≤ max_scale`` (so
+    that the magnified digit stays in the frame)."""
+    import statistics
+
+    from equivision.models import load
+    from equivision.training.experiment import mean_std, read_results
+
+    split = make_split("scale")
+    assert split.test_scales is not None
+    images = split.test_images[split.test_scales <= max_scale]
+    out = [f"| model ({len(images)} test digits shrunk to ≤ {max_scale}, magnified √2×) | "
+           "predictions changed % | relative log-prob change |", "|---|---|---|"]
+    for run in EXPERIMENT_RUNS:
+        if run.protocol != "scale":
+            continue
+        rows = [r for r in read_results(out_dir) if ExperimentRun.of_row(r) == run]
+        res = [magnification_consistency(load(str(Path(out_dir) / run.name(int(r["seed"])))),
+                                         images) for r in rows]
+        if res:
+            changed = mean_std(r["changed"] for r in res)
+            drift = statistics.mean(r["log_prob_change"] for r in res)
+            out.append(f"| {run.arch} w{run.width}, {run.schedule} | {changed} | {drift:.3f} |")
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     # python -m equivision.tasks.rotmnist OUT_DIR [SHARD]: run (a share of) the experiment
     # python -m equivision.tasks.rotmnist OUT_DIR --summary: print the table
+    # python -m equivision.tasks.rotmnist OUT_DIR --consistency: the scale runs' invariance
     import sys
 
     from equivision.training.experiment import main
 
+    if sys.argv[2:] == ["--consistency"]:
+        torch.set_num_threads(1)
+        print(summarize_consistency(sys.argv[1]), end="")
+        raise SystemExit(0)
     raise SystemExit(main(sys.argv[1:], run_experiment, summarize_experiment))
