@@ -305,6 +305,14 @@ def test_magnification_consistency():
     assert inv["changed"] == 0.0 and inv["log_prob_change"] < 1e-6
     var = magnification_consistency(Ink(), x)
     assert var["changed"] > 0 and var["log_prob_change"] > 0.1, var
+    # the same quantity as the shared harness reports for an invariant output
+    from equivision.groups import ScaleTranslation2D, image_action
+    from equivision.testing import equivariance_error
+
+    g = [torch.tensor([0.0, 0.0, 2**0.5], dtype=torch.float64)]
+    ref = equivariance_error(lambda t: Ink()(t).double().log_softmax(-1), x,
+                             image_action(ScaleTranslation2D()), None, g)
+    assert var["log_prob_change"] == pytest.approx(ref, rel=1e-9)
     with pytest.raises(InvalidInputError, match="non-empty"):
         magnification_consistency(Peak(), x[:0])
     d = _digits()

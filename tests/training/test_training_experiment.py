@@ -51,3 +51,23 @@ def test_mean_std():
     assert mean_std([3.0]) == "3.00 ± 0.00 (n=1)"
     sd = math.sqrt(((1 - 2) ** 2 + (3 - 2) ** 2) / 1)
     assert mean_std([1.0, 3.0], digits=1) == f"2.0 ± {sd:.1f} (n=2)"
+
+
+def test_main_runs_summarises_and_prints_reports(tmp_path, capsys):
+    from equivision.training.experiment import main
+
+    calls: list[tuple] = []
+
+    def run(out: str, shard: int) -> None:
+        calls.append(("run", out, shard))
+
+    reports = {"--extra": lambda out: f"extra of {out}\n"}
+    assert main([str(tmp_path), "3"], run, lambda out: "", reports) == 0
+    assert calls == [("run", str(tmp_path), 3)]
+    assert main([str(tmp_path), "--summary"], run, lambda out: f"table of {out}\n", reports) == 0
+    assert main([str(tmp_path), "--extra"], run, lambda out: "", reports) == 0
+    out = capsys.readouterr().out
+    assert f"table of {tmp_path}" in out and f"extra of {tmp_path}" in out
+    assert len(calls) == 1  # neither report ran the experiment
+    assert main([], run, lambda out: "", reports) == 2
+    assert "--summary | --extra" in capsys.readouterr().out

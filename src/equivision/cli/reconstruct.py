@@ -48,9 +48,10 @@ def reconstruct(
     if device.startswith("cuda") and not torch.cuda.is_available():
         fail("--device cuda asked but no CUDA device is available")
     from equivision.recon.predict import COMPUTE_DTYPES as dtypes
+    from equivision.recon.predict import inference_dtype
 
     if precision not in dtypes:
-        fail(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
+        fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
     points, _ = load_point_cloud(cloud)
     net = load(model, model="peif", device=device)
     t0 = time.perf_counter()
@@ -69,8 +70,6 @@ def reconstruct(
         result = run(points, net, resolution=resolution, device=device,
                      compute_dtype=dtypes[precision], progress=progress)
     seconds = time.perf_counter() - t0
-    from equivision.recon.predict import inference_dtype
-
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, dtypes[precision])).removeprefix("torch.")
     save_mesh(result.mesh, out, overwrite=overwrite)

@@ -202,5 +202,4 @@ class RandomlyRescaled(_RandomlyTransformed):
 
 
 __all__ = ["PROTOCOLS", "RandomlyRescaled", "RandomlyRotated", "RotMNISTSplit", "blur_images",
-           "load_digits",
-           "make_split", "rescale_images", "rot90_images", "rotate_images"]
+           "load_digits", "make_split", "rescale_images", "rot90_images", "rotate_images"]

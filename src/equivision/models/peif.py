@@ -106,11 +106,10 @@ def run_mlp(seq: nn.Sequential, x: Tensor, weights: list[tuple[Tensor, Tensor | 
     (2x faster on the narrow per-point layers, where writing the bias and the ReLU pass cost
     as much as the product; the same values to float rounding). ``weights``: the layers'
     ``(weight, bias)`` to use instead of their own (their bfloat16 copies), in order."""
-    linears = [m for m in seq if isinstance(m, nn.Linear)]
     if weights is None:
         if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
             return seq(x)
-        weights = [(m.weight, m.bias) for m in linears]
+        weights = [(m.weight, m.bias) for m in seq if isinstance(m, nn.Linear)]
     fused = x.device.type == "cpu" and not torch.is_grad_enabled() and _fused()
     layers, i, j, shape = list(seq), 0, 0, x.shape[:-1]
     x = x.reshape(-1, x.shape[-1])

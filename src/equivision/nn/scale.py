@@ -199,7 +199,10 @@ class _ZoomConv(nn.Module):
     """Shared set-up of the zoomed-grid layers: channels, kernel size, zooms, and resampling
     ``(N, C, H, W)`` maps by a fixed factor. The grid is rebuilt in every call (microseconds
     next to the convolutions), so the layers hold no state besides their parameters and
-    trace cleanly with ``torch.export``."""
+    trace cleanly with ``torch.export``. Not :func:`equivision.groups.transform_image`, whose
+    check for pixel-exact transforms branches on tensor values: ``torch.export`` refuses it
+    (tried), and it was 4–17 % slower in `benchmarks/gcnn.py`; :func:`zoom_grid` is tested
+    against it."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  zooms: Sequence[float], geometric: bool, what: str) -> None:

@@ -14,7 +14,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +77,18 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
     return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f} (n={len(vals)})"
 
 
-def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[str], str]) -> int:
+def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[str], str],
+         reports: Mapping[str, Callable[[str], str]] | None = None) -> int:
     """Command line of an experiment module: ``OUT_DIR [SHARD]`` runs (a share of) it with one
     torch thread per process (several single-thread processes beat one multi-thread one on
-    small models); ``OUT_DIR --summary`` prints its table."""
+    small models); ``OUT_DIR --summary`` prints its table; ``OUT_DIR --<report>`` prints one
+    of the module's other ``reports`` (flag → function of ``OUT_DIR``)."""
+    tables = {"--summary": summarize, **(reports or {})}
     if not argv or len(argv) > 2:
-        print("usage: python -m <experiment module> OUT_DIR [SHARD | --summary]")
+        print(f"usage: python -m <experiment module> OUT_DIR [SHARD | {' | '.join(tables)}]")
         return 2
-    if len(argv) == 2 and argv[1] == "--summary":
-        print(summarize(argv[0]), end="")
+    if len(argv) == 2 and argv[1] in tables:
+        print(tables[argv[1]](argv[0]), end="")
         return 0
     torch.set_num_threads(1)
     run(argv[0], shard=int(argv[1]) if len(argv) == 2 else 0)
