@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from equivision.errors import InvalidInputError, ShapeError
+from equivision.errors import EquivisionError, InvalidInputError, ShapeError
 
 
 def as_tensor(x: object, name: str, *, dtype: torch.dtype | None = None) -> Tensor:
@@ -53,3 +54,21 @@ def check_points(t: Tensor, name: str, dim: int = 3, *, min_points: int = 1) -> 
 
         raise DegenerateGeometryError(f"{name} has {t.shape[-2]} points; at least {min_points} are needed")
     check_finite(t, name)
+
+
+def require_positive(value: float, name: str, *, allow_zero: bool = False,
+                     error: type[EquivisionError] = InvalidInputError) -> None:
+    """``value`` must be a finite number > 0 (>= 0 with ``allow_zero``); raises ``error``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise error(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def require_range(value: float, name: str, low: float, high: float, *,
+                  error: type[EquivisionError] = InvalidInputError) -> None:
+    """``value`` must be a finite number in ``[low, high]``; raises ``error``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value <= high
+    if not ok:
+        raise error(f"{name} must be a finite number in [{low:g}, {high:g}], got {value!r}")

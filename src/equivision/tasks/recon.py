@@ -28,11 +28,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from equivision._validation import require_positive
 from equivision.errors import ConfigError
 from equivision.models.peif import PEIFConfig
 from equivision.recon.data import PrepConfig, load_prepared
 from equivision.recon.frames import canonical_patches
 from equivision.recon.predict import centred_patches
+from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
 
@@ -67,13 +69,14 @@ class ReconConfig:
     model: PEIFConfig = field(default_factory=default_recon_model)
 
     def __post_init__(self) -> None:
+        check_fields(self, "task")
         for name in ("procedural_per_family", "n_points", "prep_queries", "queries_per_item", "repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_points < self.model.k:
             raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({self.model.k})")
-        if self.noise < 0 or self.memory_weight < 0:
-            raise ConfigError("task.noise and task.memory_weight must be >= 0")
+        for name in ("noise", "memory_weight"):
+            require_positive(getattr(self, name), f"task.{name}", allow_zero=True, error=ConfigError)
 
 
 class PatchQueries(Dataset):

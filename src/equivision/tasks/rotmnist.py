@@ -27,6 +27,7 @@ from equivision.data.rotmnist import (
 )
 from equivision.errors import ConfigError, InvalidInputError
 from equivision.models.gcnn import GCNNConfig
+from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
 
@@ -45,6 +46,7 @@ class RotMNISTConfig:
     model: GCNNConfig = field(default_factory=GCNNConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self, "task")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"task.protocol must be one of {', '.join(PROTOCOLS)}, got "
                               f"{self.protocol!r}")

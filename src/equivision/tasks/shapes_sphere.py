@@ -19,6 +19,7 @@ from equivision.data.shapes_sphere import COLLECTIONS, PROTOCOLS, SphereDataConf
 from equivision.errors import ConfigError
 from equivision.models.equirect_cnn import EquirectCNNConfig
 from equivision.models.spherical_cnn import SphericalCNNConfig
+from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
 
@@ -56,6 +57,7 @@ class ShapesSphereConfig(_DataFields):
     model: SphericalCNNConfig = field(default_factory=SphericalCNNConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self, "task")
         if self.model.bandwidths[0] != self.bandwidth:
             raise ConfigError(
                 f"task.model.bandwidths[0] ({self.model.bandwidths[0]}) must equal "
@@ -66,6 +68,9 @@ class ShapesSphereConfig(_DataFields):
 @dataclass
 class ShapesSphereBaselineConfig(_DataFields):
     model: EquirectCNNConfig = field(default_factory=EquirectCNNConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "task")
 
 
 @lru_cache(maxsize=4)

@@ -14,14 +14,15 @@ as ``config.json`` beside every run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
+from equivision._validation import require_positive, require_range
 from equivision.errors import ConfigError, DataFileNotFoundError
 
 T = TypeVar("T")
@@ -56,8 +57,12 @@ class TrainConfig:
     """Evaluate every N steps (and always at the end); 0 = only at the end."""
     log_every: int = 10
     """Write mean training metrics over the last N steps to metrics.csv."""
-    checkpoint_every: int = 0
-    """Checkpoint every N steps (and always at the end); 0 = only at the end."""
+    checkpoint_every: int = 500
+    """Checkpoint every N steps (and always at the end, and when the eval metric improves);
+    0 = no step-count trigger."""
+    checkpoint_minutes: float = 10.0
+    """Also checkpoint when this many minutes of wall time passed since the last checkpoint
+    (checked every log_every steps), whichever of the two comes first; 0 = no time trigger."""
     keep_last: int = 2
     """Checkpoints kept besides the best one."""
     best_metric: str = ""
@@ -82,27 +87,61 @@ class TrainConfig:
         _check_train(self)
 
 
+MAX_LR = 100.0
+"""Learning rates above this are refused: far beyond any schedule that trains, and large
+enough to overflow the optimizer's float arithmetic."""
+
+
 def _check_train(c: TrainConfig) -> None:
-    positive = {"steps": c.steps, "batch_size": c.batch_size, "log_every": c.log_every,
-                "keep_last": c.keep_last, "step_size": c.step_size}
-    for name, v in positive.items():
-        if v < 1:
-            raise ConfigError(f"train.{name} must be >= 1, got {v}")
-    non_negative = {"warmup_steps": c.warmup_steps, "eval_every": c.eval_every,
-                    "checkpoint_every": c.checkpoint_every, "num_workers": c.num_workers,
-                    "eval_batch_size": c.eval_batch_size}
-    for name, v in non_negative.items():
-        if v < 0:
-            raise ConfigError(f"train.{name} must be >= 0, got {v}")
-    for name, v in {"lr": c.lr, "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
-                    "momentum": c.momentum, "min_lr_factor": c.min_lr_factor,
-                    "step_gamma": c.step_gamma, "dist_timeout_s": c.dist_timeout_s}.items():
-        if not math.isfinite(v) or v < 0:
-            raise ConfigError(f"train.{name} must be a finite number >= 0, got {v}")
-    if c.lr == 0:
-        raise ConfigError("train.lr must be > 0")
-    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
-        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
+    check_fields(c, "train")
+    for name in ("steps", "batch_size", "log_every", "keep_last", "step_size"):
+        if getattr(c, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1, got {getattr(c, name)}")
+    for name in ("warmup_steps", "eval_every", "checkpoint_every", "num_workers",
+                 "eval_batch_size", "seed"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"train.{name} must be >= 0, got {getattr(c, name)}")
+    for name in ("weight_decay", "grad_clip", "checkpoint_minutes"):
+        require_positive(getattr(c, name), f"train.{name}", allow_zero=True, error=ConfigError)
+    require_positive(c.lr, "train.lr", error=ConfigError)
+    require_positive(c.dist_timeout_s, "train.dist_timeout_s", error=ConfigError)
+    require_positive(c.step_gamma, "train.step_gamma", error=ConfigError)
+    if c.lr > MAX_LR:
+        raise ConfigError(f"train.lr = {c.lr:g} is absurdly large (at most {MAX_LR:g}); "
+                          "typical values are 1e-4 to 1e-1")
+    require_range(c.momentum, "train.momentum", 0.0, 1.0, error=ConfigError)
+    require_range(c.min_lr_factor, "train.min_lr_factor", 0.0, 1.0, error=ConfigError)
+    if c.warmup_steps > c.steps:
+        raise ConfigError(f"train.warmup_steps ({c.warmup_steps}) must be <= train.steps "
+                          f"({c.steps})")
+    check_device_name(c.device, "train.device")
+
+
+def check_device_name(name: str, where: str = "device") -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ConfigError otherwise."""
+    if name in ("auto", "cpu", "cuda"):
+        return
+    index = name[5:] if name.startswith("cuda:") else ""
+    if not (index.isascii() and index.isdigit()):
+        raise ConfigError(f"{where} must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(obj: Any, where: str) -> None:
+    """Check the type of every field of dataclass ``obj`` against its annotation (Literal
+    choices included), as reading JSON does, so that a config built in Python is held to
+    the same rules; an int given for a float field becomes a float. ConfigError naming
+    ``where.field`` otherwise. Called from the configs' ``__post_init__``."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        converted = _convert(hints[f.name], v, _path(where, f.name))
+        if converted is not v:
+            object.__setattr__(obj, f.name, converted)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from equivision.errors import ConfigError
 from equivision.models.toy import ToyMLPConfig
+from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
 
@@ -25,6 +26,7 @@ class ToyConfig:
     model: ToyMLPConfig = field(default_factory=ToyMLPConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self, "task")
         if self.n_train < 1 or self.n_eval < 1:
             raise ConfigError("task.n_train and task.n_eval must be >= 1")
         if not math.isfinite(self.noise) or self.noise < 0:
