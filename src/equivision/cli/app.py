@@ -7,6 +7,7 @@ and are imported by :mod:`equivision.cli`.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -15,8 +16,10 @@ from rich.console import Console
 from equivision import __version__
 from equivision.errors import EquivisionError
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup off: paths and values the user typed ("[draft].ply", "a[/b].ply") print literally;
+# styling goes through ``style=`` or escaped markup (rich.markup.escape).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 app = typer.Typer(
     name="equivision",
@@ -55,8 +58,36 @@ def fail(message: str) -> None:
 
 def _print_error(message: str) -> int:
     first = " ".join(str(message).split())  # one line, whatever the exception text held
-    err_console.print(f"error: {first}", style="bold red", highlight=False, soft_wrap=True)
+    err_console.print(f"error: {first}", style="bold red", markup=False, highlight=False, soft_wrap=True)
     return 2
+
+
+_DEVICE = re.compile(r"cuda(?::(\d+))?")
+
+
+def check_device(device: str, *, allow_auto: bool = False) -> str:
+    """A ``--device`` value checked before any work: ``cpu``, ``cuda``, ``cuda:N`` with N below
+    this machine's CUDA device count, and ``auto`` where ``allow_auto``. Returns it lower-cased;
+    raises :class:`~equivision.errors.InvalidInputError` otherwise (torch is imported here,
+    not at start-up, so ``--help`` stays fast)."""
+    from equivision.errors import InvalidInputError
+
+    d = device.strip().lower()
+    if d == "cpu" or (allow_auto and d == "auto"):
+        return d
+    m = _DEVICE.fullmatch(d)
+    if m is None:
+        accepted = "cpu, cuda, cuda:N or auto" if allow_auto else "cpu, cuda or cuda:N"
+        raise InvalidInputError(f"--device must be {accepted}, got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InvalidInputError(f"--device {device} asked but no CUDA device is available; use --device cpu")
+    n = torch.cuda.device_count()
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise InvalidInputError(
+            f"--device {device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    return d
 
 
 def main(argv: list[str] | None = None) -> int:

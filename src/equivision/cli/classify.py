@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from equivision.cli.app import app, console
+from equivision.cli.app import app, check_device, console
 
 
 @app.command()
@@ -20,11 +19,14 @@ def classify(
         "-m",
         help="Packaged pretrained name or a run folder of 'equivision train shapes-sphere'.",
     ),
-    top: int = typer.Option(3, "--top", help="How many classes to show."),
+    top: int = typer.Option(3, "--top", min=1, help="How many classes to show."),
     as_json: bool = typer.Option(False, "--json", help="Print all probabilities as JSON."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ) -> None:
     """Classify a mesh with the spherical CNN (its answer does not depend on the mesh's pose)."""
+    device = check_device(device)
+    from rich.table import Table
+
     from equivision.io import load_mesh
     from equivision.pipelines.classify import classify_mesh, load_classifier
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
-from equivision.cli.app import app, console, fail
+from equivision.cli.app import app, check_device, console, fail
 from equivision.data import find_data_root
-from equivision.io import atomic_directory
 
 
 @app.command()
@@ -17,20 +15,23 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for report.md and figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder."),
     only: list[str] = typer.Option([], "--only", help="Run only sections whose title contains this."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
 ) -> None:
     """Run every capability on embedded defaults and write runs/demo/report.md with figures."""
-    from equivision.demo import DemoContext, run_demo
+    device = check_device(device)
+    import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        fail("--device cuda asked but no CUDA device is available")
+    from equivision.demo import DemoContext, run_demo
+    from equivision.io import atomic_directory
+
     root = find_data_root()
     if root is None:
         console.print("no shared data found: using procedural shapes and font-drawn digits")
     with atomic_directory(out, overwrite=overwrite) as tmp:
         ctx = DemoContext(out_dir=tmp, data_root=root, device=torch.device(device), seed=seed)
-        result = run_demo(ctx, only=only or None, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        # style=, not markup: log lines carry paths and values
+        result = run_demo(ctx, only=only or None, log=lambda m: console.print(m, style="dim"))
     console.print(f"report written to {out / 'report.md'}")
     if result.failed:
         fail(f"{len(result.failed)} demo section(s) failed: {', '.join(result.failed)}; see the report")

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
-from rich.table import Table
 
 from equivision.cli.app import app, console, fail
-from equivision.errors import DegenerateGeometryError
-from equivision.io import CLOUD_FORMATS, MESH_FORMATS, Mesh, load_mesh, load_point_cloud
-from equivision.metrics import DEFAULT_THRESHOLDS, ReconstructionMetrics, evaluate_reconstruction
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from equivision.metrics import ReconstructionMetrics
 
 
 def _load_prediction(path: Path):
     """A mesh when the file has faces; otherwise its points (and normals, if stored)."""
+    import torch
+
+    from equivision.errors import DegenerateGeometryError
+    from equivision.io import CLOUD_FORMATS, MESH_FORMATS, load_mesh, load_point_cloud
+
     suffix = path.suffix.lower()
     if suffix in CLOUD_FORMATS and suffix not in MESH_FORMATS:
         return load_point_cloud(path, dtype=torch.float64)
@@ -29,6 +36,8 @@ def _load_prediction(path: Path):
 
 
 def _table(m: ReconstructionMetrics, pred: Path, ref: Path, is_cloud: bool) -> Table:
+    from rich.table import Table
+
     t = Table(title=f"{pred.name} vs {ref.name}")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -56,15 +65,21 @@ def evaluate(
     points: int = typer.Option(100_000, "--points", min=1, help="Surface samples per mesh."),
     emd_points: int = typer.Option(2048, "--emd-points", min=1, max=10_000,
                                    help="Samples for the exact EMD."),
-    threshold: list[float] = typer.Option(list(DEFAULT_THRESHOLDS), "--threshold",
+    threshold: list[float] = typer.Option([], "--threshold",
                                           help="F-score threshold, fraction of the unit box "
-                                          "(repeat for several)."),
+                                          "(repeat for several; default: the protocol's "
+                                          "DEFAULT_THRESHOLDS, 1% and 0.5%)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the surface sampling."),
 ) -> None:
     """Compare a reconstruction with its reference: Chamfer-L1/-L2, EMD, normal consistency and
     F-scores, under the one protocol of equivision.metrics (reference scaled to the unit box)."""
-    if any(not t > 0 for t in threshold):
-        fail(f"--threshold values must be positive, got {threshold}")
+    bad = [t for t in threshold if not (math.isfinite(t) and t > 0)]
+    if bad:
+        fail(f"--threshold values must be positive and finite, got {', '.join(str(t) for t in bad)}")
+    from equivision.io import Mesh, load_mesh
+    from equivision.metrics import DEFAULT_THRESHOLDS, evaluate_reconstruction
+
+    threshold = threshold or list(DEFAULT_THRESHOLDS)
     ref_mesh = load_mesh(reference)
     pred_obj = _load_prediction(pred)
     m = evaluate_reconstruction(pred_obj, ref_mesh, n_points=points, emd_points=emd_points,

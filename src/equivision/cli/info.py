@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import platform
 
-import torch
 from rich.table import Table
 
 from equivision import __version__
@@ -23,6 +22,8 @@ def _version_of(module: str) -> str:
 @app.command()
 def info() -> None:
     """Show versions, the compute device and which shared data was found."""
+    import torch
+
     t = Table(title=f"equivision {__version__}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from equivision.cli.app import app, console, fail
+from equivision.cli.app import app, check_device, console, fail
 
 DEFAULT_RECONSTRUCTOR = "peif_default"
 
@@ -23,7 +23,7 @@ def reconstruct(
         "-m",
         help="Packaged pretrained name or a run folder of 'equivision train recon'.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     precision: str = typer.Option(
         "auto",
         "--precision",
@@ -39,14 +39,14 @@ def reconstruct(
 
     from equivision.io import check_writable, load_point_cloud, save_mesh
     from equivision.models import load
+    from equivision.pipelines.reconstruct import check_resolution, save_preview
     from equivision.pipelines.reconstruct import reconstruct as run
-    from equivision.pipelines.reconstruct import save_preview
 
+    device = check_device(device)
+    check_resolution(resolution)
     check_writable(out, overwrite)
     if preview is not None:
         check_writable(preview, overwrite)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        fail("--device cuda asked but no CUDA device is available")
     from equivision.recon.predict import COMPUTE_DTYPES as dtypes
     from equivision.recon.predict import inference_dtype
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from equivision.cli.app import app, console, err_console
+from equivision.cli.app import app, check_device, console, err_console
 
 
 @app.command("train")
@@ -27,6 +27,8 @@ def train_cmd(
                                       help="auto, cpu, cuda or cuda:N (overrides the config)."),
 ) -> None:
     """Train a task; writes config.json, metrics.csv and checkpoints into the run folder."""
+    if device is not None:
+        device = check_device(device, allow_auto=True)
     from equivision.training import get_task, read_json, train
 
     t = get_task(task)
@@ -54,6 +56,8 @@ def eval_cmd(
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Evaluate a run's checkpoint on the task's eval set and print the metrics."""
+    if device is not None:
+        device = check_device(device, allow_auto=True)
     from equivision.training import evaluate_run
 
     step, metrics = evaluate_run(task, run, checkpoint=checkpoint, device=device)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from equivision.errors import CheckpointError
+from equivision.errors import CheckpointError, InvalidInputError
 from equivision.io.meshes import Mesh
 
 SHAPENET10_CLASSES = (
@@ -40,6 +40,9 @@ class Classification:
     classes: tuple[str, ...]
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` (at least 1; at most all) most probable classes, most probable first."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"top k must be a positive integer, got {k!r}")
         p, i = self.probabilities.topk(min(k, len(self.classes)))
         return [(self.classes[int(j)], float(q)) for q, j in zip(p, i, strict=True)]
 

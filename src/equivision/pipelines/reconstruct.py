@@ -50,6 +50,26 @@ class Reconstruction:
     cases); ``None`` with ``align_grid=False``."""
 
 
+#: Grid nodes per axis accepted by :func:`reconstruct`: the extraction marks candidate nodes on
+#: a dense boolean grid (about 2·resolution³ bytes with its working copy: 2.1 GB at 1024), and
+#: the field queries grow as resolution²; 4 is the smallest grid the extraction works on.
+MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
+
+
+def check_resolution(resolution: int) -> int:
+    """Refuse a grid resolution outside ``MIN_RESOLUTION ... MAX_RESOLUTION`` before any work."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int):
+        raise InvalidInputError(f"resolution must be an integer, got {resolution!r}")
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        gib = 2 * float(resolution) ** 3 / 2**30
+        raise InvalidInputError(
+            f"resolution must be {MIN_RESOLUTION} to {MAX_RESOLUTION} grid nodes per axis, got "
+            f"{resolution} (the extraction grid needs about 2·resolution³ bytes: {gib:.3g} GiB "
+            "here; 128 or 256 suit most clouds)"
+        )
+    return resolution
+
+
 def check_cloud_for_surface(points: Tensor, min_points: int) -> Tensor:
     """Validate and clean a cloud ``(N, 3)``: finite values, at least ``min_points`` distinct
     points, not all on one line (a line has no surface). Returns the de-duplicated cloud."""
@@ -88,6 +108,7 @@ def reconstruct_with_field(
     exists to measure a field's *own* equivariance (the no-pose ablation of the benchmark,
     the tests), which the aligned grid would hide."""
     t0 = time.perf_counter()
+    check_resolution(resolution)
     cloud = check_cloud_for_surface(points, min_points)
     frame = None
     work = cloud.double()

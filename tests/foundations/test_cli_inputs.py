@@ -1,0 +1,169 @@
+"""CLI inputs: bad values give one ``error:`` line and exit 2, user text prints literally,
+far-off coordinates give the same answers as centred ones, --help starts without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from equivision.cli import check_device, main
+from equivision.errors import InvalidInputError
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def chair_path(data_root):
+    from equivision.data import mesh_files
+
+    return mesh_files("shapenet10", "chair")[0]
+
+
+# --- devices ---------------------------------------------------------------------------
+
+
+def test_check_device_accepts_and_refuses(monkeypatch):
+    assert check_device("cpu") == "cpu"
+    assert check_device(" CPU ") == "cpu"
+    assert check_device("auto", allow_auto=True) == "auto"
+    with pytest.raises(InvalidInputError, match="cpu, cuda or cuda:N, got 'auto'"):
+        check_device("auto")
+    for bad in ("foo", "cuda:", "cuda:x", "cuda1", "gpu", ""):
+        with pytest.raises(InvalidInputError, match="--device must be"):
+            check_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidInputError, match="no CUDA device"):
+        check_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda") == "cuda"
+    assert check_device("cuda:1") == "cuda:1"
+    with pytest.raises(InvalidInputError, match=r"2 CUDA device\(s\), cuda:0 to cuda:1"):
+        check_device("cuda:2")
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:99"])
+def test_every_device_option_is_checked_before_work(capsys, tmp_path, device):
+    cloud = tmp_path / "c.xyz"  # never read: the device is refused first
+    mesh = tmp_path / "m.ply"
+    argvs = [
+        ["classify", mesh, "--device", device],
+        ["reconstruct", cloud, "-o", tmp_path / "o.ply", "--device", device],
+        ["demo", "--out", tmp_path / "demo", "--device", device],
+        ["train", "toy", "--run", tmp_path / "run", "--device", device],
+        ["eval", "toy", "--run", tmp_path / "run", "--device", device],
+    ]
+    for argv in argvs:
+        code, _, err = run(argv, capsys)
+        assert_one_line_error(code, err, "--device")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- values ----------------------------------------------------------------------------
+
+
+def test_top_must_be_positive(capsys, chair_path):
+    code, _, err = run(["classify", chair_path, "--top", "-1"], capsys)
+    assert code == 2 and "Traceback" not in err and "--top" in err
+    from equivision.pipelines.classify import Classification
+
+    c = Classification(torch.tensor([0.7, 0.3]), ("a", "b"))
+    assert c.top(5) == [("a", pytest.approx(0.7)), ("b", pytest.approx(0.3))]
+    with pytest.raises(InvalidInputError, match="positive"):
+        c.top(0)
+
+
+def test_resolution_is_bounded_with_a_memory_estimate(capsys, tmp_path):
+    from equivision.pipelines.reconstruct import MAX_RESOLUTION, check_resolution
+
+    code, _, err = run(["reconstruct", tmp_path / "c.xyz", "-o", tmp_path / "o.ply", "-r", 100000], capsys)
+    assert_one_line_error(code, err, f"4 to {MAX_RESOLUTION}", "GiB")
+    assert check_resolution(128) == 128
+    for bad in (3, MAX_RESOLUTION + 1, -5):
+        with pytest.raises(InvalidInputError):
+            check_resolution(bad)
+
+
+def test_threshold_nan_names_the_value(capsys, tmp_path):
+    code, _, err = run(["evaluate", tmp_path / "a.ply", tmp_path / "b.ply", "--threshold", "nan"], capsys)
+    assert_one_line_error(code, err, "got nan")
+    code, _, err = run(["evaluate", tmp_path / "a.ply", tmp_path / "b.ply", "--threshold", "0.01",
+                        "--threshold", "-2"], capsys)
+    assert_one_line_error(code, err, "got -2.0")
+
+
+# --- markup ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a[/b].ply", "[draft].ply", "[bold]x[/bold].ply"])
+def test_paths_with_markup_print_literally(capsys, tmp_path, name):
+    missing = tmp_path / name
+    code, _, err = run(["classify", missing], capsys)
+    assert_one_line_error(code, err, str(missing))
+
+
+def test_table_title_prints_brackets(capsys, tmp_path, chair_path):
+    import shutil
+
+    p = tmp_path / "[draft].ply"
+    shutil.copy(chair_path, p)
+    code, out, err = run(["classify", p, "--top", "1"], capsys)
+    assert code == 0, err
+    assert "[draft].ply" in out
+
+
+def test_demo_log_lines_escape_user_text(monkeypatch, capsys, tmp_path):
+    import equivision.demo as demo_mod
+
+    class Result:
+        failed = ()
+
+    def fake_run_demo(ctx, only=None, log=print):
+        log("[/dim] wrote [draft].png")
+        (ctx.out_dir / "report.md").write_text("x")
+        return Result()
+
+    monkeypatch.setattr(demo_mod, "run_demo", fake_run_demo)
+    code, out, err = run(["demo", "--out", tmp_path / "demo"], capsys)
+    assert code == 0, err
+    assert "[/dim] wrote [draft].png" in out
+
+
+# --- start-up --------------------------------------------------------------------------
+
+
+def test_cli_import_and_help_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "import equivision, equivision.cli\n"
+        "from equivision.cli import main\n"
+        "rc = main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'trimesh', 'scipy') if m in sys.modules]\n"
+        "print('RC', rc, 'HEAVY', heavy)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "RC 0 HEAVY []" in res.stdout, res.stdout[-500:]
+
+
+def test_public_api_still_importable():
+    import equivision
+
+    assert issubclass(equivision.EquivisionError, Exception)
+    assert isinstance(equivision.__version__, str)
