@@ -130,11 +130,14 @@ def test_bad_settings(tmp_path, quiet_console) -> None:
               console=quiet_console)
     with pytest.raises(ConfigError, match="unknown task"):
         train("nope", None, tmp_path / "b", console=quiet_console)
-    with pytest.raises(ConfigError, match="best metric 'acc'"):
+    with pytest.raises(ConfigError, match="best_metric 'acc' is not among .*: loss, mse"):
         train("toy", toy_config(steps=2, best_metric="acc"), tmp_path / "c",
               console=quiet_console)
-    with pytest.raises(TrainingError, match="loss became"):
-        train("toy", toy_config(steps=30, lr=1e6, optimizer="sgd", momentum=0.0),
+    assert not (tmp_path / "c").exists()  # refused before the run folder was made
+    with pytest.raises(ConfigError, match="absurdly large"):
+        train("toy", toy_config(steps=30, lr=1e6), tmp_path / "d", console=quiet_console)
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at step \d+"):
+        train("toy", toy_config(steps=30, lr=100.0, optimizer="sgd", momentum=0.0),
               tmp_path / "d", console=quiet_console)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):

@@ -104,6 +104,51 @@ def find_checkpoint(run_dir: Path, which: str | int = "latest") -> CheckpointInf
     return CheckpointInfo(path, step, read_meta(path))
 
 
+def verify_checkpoint(info: CheckpointInfo) -> None:
+    """CheckpointError unless both tensor files exist with the size and SHA-256 that
+    meta.json recorded (what a torn copy, a full disk or bit rot breaks)."""
+    files = info.meta.get("files")
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{info.path}/meta.json records no file digests")
+    for name in ("model.safetensors", "train_state.safetensors"):
+        p, want = info.path / name, files.get(name)
+        if not isinstance(want, dict):
+            raise CheckpointError(f"{info.path}/meta.json records no digest of {name}")
+        if not p.is_file():
+            raise CheckpointError(f"{p} is missing")
+        if p.stat().st_size != want.get("bytes") or file_sha256(p) != want.get("sha256"):
+            raise CheckpointError(f"{p} is corrupt (its size or SHA-256 differs from meta.json)")
+
+
+def find_resumable(run_dir: Path) -> tuple[CheckpointInfo, list[tuple[int, str]]]:
+    """The newest checkpoint of ``run_dir`` that reads back intact, and the newer ones
+    skipped as ``(step, why)``. CheckpointError when none is intact."""
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        find_checkpoint(run_dir, "latest")  # raises the usual 'no checkpoints' error
+    skipped: list[tuple[int, str]] = []
+    for step in reversed(steps):
+        try:
+            info = find_checkpoint(run_dir, step)
+            verify_checkpoint(info)
+        except CheckpointError as e:
+            skipped.append((step, str(e)))
+            continue
+        return info, skipped
+    why = "; ".join(f"step {s}: {w}" for s, w in skipped)
+    raise CheckpointError(f"no checkpoint of {run_dir} is intact ({why}); start afresh with "
+                          "--overwrite")
+
+
+def drop_after(run_dir: Path, step: int) -> list[int]:
+    """Remove the checkpoints after ``step`` (a resume from ``step`` rewrites that future, and
+    stale later ones would outrank the new ones when pruning); returns their steps."""
+    later = [s for s in checkpoint_steps(run_dir) if s > step]
+    for s in later:
+        shutil.rmtree(checkpoints_dir(run_dir) / step_dir_name(s))
+    return later
+
+
 def read_best(run_dir: Path) -> dict[str, Any] | None:
     p = Path(run_dir) / "best.json"
     if not p.is_file():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from equivision import __version__
 from equivision.errors import (
@@ -41,12 +40,14 @@ from equivision.errors import (
     OutputExistsError,
 )
 from equivision.io import atomic_path
+from equivision.io.atomic import check_folder_output, clear_folder, write_marker
 from equivision.training import checkpoint as ckpt
 from equivision.training import distributed as dist
 from equivision.training.config import (
     RunConfig,
     TrainConfig,
     build_run_config,
+    check_device_name,
     diff_dicts,
     read_json,
     to_dict,
@@ -79,6 +80,7 @@ def seed_everything(seed: int) -> None:
 def resolve_device(name: str, info: dist.DistInfo) -> torch.device:
     """``auto``/``cpu``/``cuda``/``cuda:N`` -> a device; under torchrun with CUDA each
     process takes ``cuda:LOCAL_RANK``."""
+    check_device_name(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -156,15 +158,9 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.path = run_dir / "metrics.csv"
+        self.tb_dir = run_dir / "tensorboard"
         self.enabled = enabled
-        self.tb = None
-        if enabled:
-            try:  # needs the optional `tensorboard` package
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-            except ImportError:
-                self.tb = None
+        self.tb: Any = None
 
     def start(self, keep_up_to_step: int | None) -> None:
         """New log (``None``) or, on resume, keep only the rows up to the checkpoint step."""
@@ -181,6 +177,14 @@ class MetricsLog:
             w = csv.writer(f)
             w.writerow(self.HEADER)
             w.writerows(rows)
+        try:  # needs the optional `tensorboard` package
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        # purge_step makes readers drop the events the killed run wrote after the checkpoint,
+        # which this run writes again
+        purge = None if keep_up_to_step is None else keep_up_to_step + 1
+        self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=purge)
 
     def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -214,28 +218,34 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 
 # ----------------------------------------------------------------------------- run folder
 
+# Top-level entries a run folder owns (see the layout in checkpoint.py); --overwrite removes
+# these and nothing else.
+RUN_ENTRIES = ("config.json", "metrics.csv", "best.json", "checkpoints", "tensorboard")
+
+
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Before any work: a new run needs a new or empty folder, or ``overwrite`` of a run folder
+    equivision marked (never the current folder, a parent of it, the home folder, an unmarked
+    folder, or one holding files the run did not write: refused, naming the first)."""
     if resume:
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputExistsError(f"{run_dir} exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"run folder {run_dir} already exists; pass --resume to "
-                                    "continue it or --overwrite to start it afresh")
-        if not (run_dir / "config.json").is_file():
-            raise OutputExistsError(f"{run_dir} is not empty and is not an equivision run "
-                                    "folder (no config.json); refusing to delete it")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        raise OutputExistsError(f"run folder {run_dir} already exists; pass --resume to "
+                                "continue it or --overwrite to start it afresh")
+    check_folder_output(run_dir, "run", overwrite, what="run folder")
 
 
 def _prepare_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
     try:
-        if overwrite and run_dir.is_dir():
-            shutil.rmtree(run_dir)
+        if overwrite:
+            clear_folder(run_dir, "run", what="run folder")
         run_dir.mkdir(parents=True, exist_ok=True)
+    except EquivisionError:
+        raise
     except OSError as e:
         raise InvalidInputError(f"cannot create the run folder {run_dir}: {e.strerror or e}; "
                                 "choose another --run") from e
+    write_marker(run_dir, "run", RUN_ENTRIES)  # first, so a run killed at once is still ours
     data = {**cfg.to_dict(), "equivision_version": __version__}
     ckpt.write_json(run_dir / "config.json", data)
 
@@ -261,13 +271,17 @@ def load_run_config(run_dir: Path, task: Task) -> RunConfig:
 
 def train(task: str | Task, config: RunConfig | dict[str, Any] | None, run_dir: str | Path,
           *, resume: bool = False, overwrite: bool = False, device: str | None = None,
-          console: Console | None = None, progress: bool | None = None) -> TrainResult:
+          console: Console | None = None, progress: bool | None = None,
+          from_step: int | None = None) -> TrainResult:
     """Train ``task`` with ``config`` into ``run_dir``; see the module docstring.
 
     ``config``: a :class:`RunConfig`, a dict shaped like the JSON file, or None (defaults;
-    with ``resume`` the run's saved config). ``resume``: continue from the latest checkpoint
-    (a given config must equal the saved one). ``overwrite``: replace an existing run
-    folder. ``device`` overrides ``train.device``. Returns the final metrics (every rank)."""
+    with ``resume`` the run's saved config). ``resume``: continue from the latest intact
+    checkpoint (a corrupt newer one is skipped with a warning; a given config must equal the
+    saved one). ``from_step`` (with ``resume``): continue from that checkpoint instead. Either
+    way the metrics and checkpoints after the resumed step are dropped. ``overwrite``:
+    replace an existing run folder. ``device`` overrides ``train.device``. Returns the final
+    metrics (every rank)."""
     task = get_task(task) if isinstance(task, str) else task
     run_dir = Path(run_dir)
     console = console or Console(stderr=True)
@@ -275,6 +289,9 @@ def train(task: str | Task, config: RunConfig | dict[str, Any] | None, run_dir: 
         build_run_config(task.name, task.config_cls, config)
     if isinstance(cfg, RunConfig) and cfg.task_name != task.name:
         raise ConfigError(f"the config is for task {cfg.task_name!r}, not {task.name!r}")
+    if from_step is not None and not resume:
+        raise ConfigError("--from-step needs --resume")
+    info = dist.from_env()
     start: ckpt.CheckpointInfo | None = None
     if resume:
         saved = load_run_config(run_dir, task)
@@ -285,11 +302,24 @@ def train(task: str | Task, config: RunConfig | dict[str, Any] | None, run_dir: 
                                   f"{run_dir}/config.json in {', '.join(diff)}; drop --config "
                                   "or start a new run")
         cfg = saved
-        start = ckpt.find_checkpoint(run_dir, "latest")
+        if from_step is not None:
+            start = ckpt.find_checkpoint(run_dir, from_step)
+            ckpt.verify_checkpoint(start)
+            later = [s for s in ckpt.checkpoint_steps(run_dir) if s > from_step]
+            if later and info.is_main:
+                console.print(f"resuming from step {from_step}: the metrics and checkpoints "
+                              f"after it (steps {', '.join(map(str, later))}) are dropped",
+                              highlight=False, soft_wrap=True)
+        else:
+            start, skipped = ckpt.find_resumable(run_dir)
+            if skipped and info.is_main:
+                why = "; ".join(f"step {s}: {w}" for s, w in skipped)
+                console.print(f"warning: resuming from step {start.step}; skipped and removed "
+                              f"the newer checkpoint(s) that do not read back intact ({why})",
+                              highlight=False, soft_wrap=True)
     elif cfg is None:
         cfg = build_run_config(task.name, task.config_cls, None)
     tc = cfg.train
-    info = dist.from_env()
     if tc.batch_size % info.world_size:
         raise ConfigError(f"train.batch_size {tc.batch_size} must be divisible by the number "
                           f"of processes ({info.world_size})")
@@ -317,11 +347,22 @@ class _Run:
         self.best_metric = tc.best_metric or task.best_metric
         self.best_mode = tc.best_mode or task.best_mode
 
+        # model and data first: their config errors must come before the run folder exists
+        seed_everything(tc.seed)  # same initial weights on every rank
+        self.model = task.build_model(cfg.task).to(device)
+        self.train_ds, self.eval_ds = task.datasets(cfg.task)
+        self.per_rank_batch = tc.batch_size // info.world_size
+        self.batches_per_epoch = len(self.train_ds) // tc.batch_size  # type: ignore[arg-type]
+        if self.batches_per_epoch == 0:
+            raise ConfigError(f"the training set has {len(self.train_ds)} samples, fewer "  # type: ignore[arg-type]
+                              f"than train.batch_size = {tc.batch_size}")
+
         # rank 0 prepares the folder; the others wait so that they never see a half-made one
         ok = True
         if info.is_main:
             try:
                 if start is None:
+                    self._check_best_metric()
                     _prepare_run_dir(run_dir, cfg, overwrite)
                 else:
                     ckpt.remove_partial(run_dir)
@@ -333,15 +374,6 @@ class _Run:
             raise TrainingError("rank 0 could not prepare the run folder; see its error")
         self.log = MetricsLog(run_dir, enabled=info.is_main)
         self.log.start(None if start is None else start.step)
-
-        seed_everything(tc.seed)  # same initial weights on every rank
-        self.model = task.build_model(cfg.task).to(device)
-        self.train_ds, self.eval_ds = task.datasets(cfg.task)
-        self.per_rank_batch = tc.batch_size // info.world_size
-        self.batches_per_epoch = len(self.train_ds) // tc.batch_size  # type: ignore[arg-type]
-        if self.batches_per_epoch == 0:
-            raise ConfigError(f"the training set has {len(self.train_ds)} samples, fewer "  # type: ignore[arg-type]
-                              f"than train.batch_size = {tc.batch_size}")
         seed_everything(tc.seed + 1_000_003 * info.rank)  # per-rank dropout/augmentation
 
         self.use_amp = tc.amp and device.type == "cuda"
@@ -365,6 +397,27 @@ class _Run:
         self.last_train: dict[str, float] = {}
         if start is not None:
             self._restore(start)
+            if info.is_main:
+                self._forget_after(start.step)
+
+    def _check_best_metric(self) -> None:
+        """A train.best_metric the task does not report fails here, before the run folder
+        exists, instead of at the first evaluation: one eval batch shows the metric names."""
+        if not self.tc.best_metric or self.tc.best_metric == self.task.best_metric:
+            return
+        n = min(len(self.eval_ds), self.tc.eval_batch_size or self.tc.batch_size)  # type: ignore[arg-type]
+        loader = DataLoader(Subset(self.eval_ds, range(n)), batch_size=max(n, 1),
+                            collate_fn=self.task.collate)
+        rng = ckpt.capture_rng()  # the probe must not shift the run's random streams
+        self.model.eval()
+        try:
+            names = sorted(self.task.evaluate(self.model, loader, self.device))
+        finally:
+            self.model.train()
+            ckpt.restore_rng(rng)
+        if self.best_metric not in names:
+            raise ConfigError(f"train.best_metric {self.best_metric!r} is not among the eval "
+                              f"metrics of task {self.task.name!r}: {', '.join(names)}")
 
     # -- checkpoints
     def _restore(self, info: ckpt.CheckpointInfo) -> None:
@@ -401,7 +454,28 @@ class _Run:
         self.last_eval = meta.get("metrics", {}).get("eval", {})
         self.last_train = meta.get("metrics", {}).get("train", {})
 
+    def _forget_after(self, step: int) -> None:
+        """A resume from ``step`` drops the checkpoints after it (the metrics are trimmed by
+        MetricsLog.start) and points best.json at the restored best."""
+        ckpt.drop_after(self.run_dir, step)
+        try:
+            best = ckpt.read_best(self.run_dir)
+        except CheckpointError:
+            best = {"step": step + 1}  # corrupt: rewrite it
+        if best is not None and best["step"] > step:
+            if self.best is not None:
+                ckpt.write_best(self.run_dir, self.best["step"], self.best["metric"],
+                                self.best["value"])
+            else:
+                (self.run_dir / "best.json").unlink()
+
     def _save(self, mark_best: bool) -> None:
+        # every rank holds the same weights (DDP), so every rank refuses alike
+        params = [p.detach() for p in self.model.parameters()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            raise TrainingError(f"the model's weights became NaN or infinite by step "
+                                f"{self.step} (not checkpointed); lower train.lr or set "
+                                "train.grad_clip")
         rngs = dist.gather_json(ckpt.capture_rng(), self.info, self.device)
         if not self.info.is_main:
             return
@@ -479,6 +553,10 @@ class _Run:
         sums: torch.Tensor | None = None
         names: list[str] = []
         window, t0 = 0, time.perf_counter()
+        last_save, save_every_s, time_due = time.monotonic(), tc.checkpoint_minutes * 60, False
+        # the first step whose loss or metrics were not finite, kept on the device so that
+        # watching for it costs no synchronisation per step
+        first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
         self.ddp.train()
         with bar:
             while self.step < tc.steps:
@@ -504,16 +582,25 @@ class _Run:
                     row = torch.stack([v.float().reshape(()).to(self.device)
                                        for v in values.values()])
                     sums = row if sums is None else sums + row
+                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(row).all(),
+                                            self.step, first_bad)
                     window += 1
                     done = self.step >= tc.steps
                     if self.step % tc.log_every == 0 or done:
-                        mean = dist.all_reduce_mean(sums / window, info).tolist()
+                        # the time trigger rides on this reduction: any rank due -> all save
+                        due = save_every_s > 0 and time.monotonic() - last_save >= save_every_s
+                        flag = torch.tensor([float(due)], device=self.device)
+                        mean = dist.all_reduce_mean(torch.cat([sums / window, flag]), info).tolist()
+                        time_due = mean.pop() > 0
                         dt = max(time.perf_counter() - t0, 1e-9)
                         self.last_train = dict(zip(names, mean, strict=True))
-                        if not all(math.isfinite(v) for v in mean):
-                            raise TrainingError(f"the training loss became {mean[0]} by step "
-                                                f"{self.step}; lower train.lr or set "
-                                                "train.grad_clip")
+                        bad = [k for k, v in self.last_train.items() if not math.isfinite(v)]
+                        if bad:
+                            at = int(first_bad)
+                            where = f"at step {at}" if at > 0 else f"by step {self.step}"
+                            raise TrainingError(f"the training {bad[0]} became "
+                                                f"{self.last_train[bad[0]]} {where}; lower "
+                                                "train.lr or set train.grad_clip")
                         self.log.write(self.step, "train", {
                             **self.last_train, "lr": lr,
                             "samples_per_s": window * tc.batch_size / dt})
@@ -527,9 +614,10 @@ class _Run:
                         if info.is_main and not bar.enabled:
                             shown = ", ".join(f"{k} {v:.4g}" for k, v in self.last_eval.items())
                             self.console.print(f"step {self.step}/{tc.steps}: eval {shown}")
-                    if done or better or (tc.checkpoint_every
-                                          and self.step % tc.checkpoint_every == 0):
+                    if done or better or time_due or (tc.checkpoint_every
+                                                      and self.step % tc.checkpoint_every == 0):
                         self._save(mark_best=better)
+                        last_save, time_due = time.monotonic(), False
                     t0 += time.perf_counter() - paused
                     if done:
                         break
