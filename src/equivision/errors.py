@@ -21,6 +21,10 @@ class ShapeError(InvalidInputError):
     """A tensor has the wrong number of dimensions or the wrong size along one."""
 
 
+class NotARotationError(InvalidInputError):
+    """A ``(..., 3, 3)`` matrix is not a rotation: not orthogonal, or a reflection (det −1)."""
+
+
 class DegenerateGeometryError(InvalidInputError):
     """A mesh or point cloud is empty, has no faces, or is too small for the operation."""
 
@@ -38,7 +42,17 @@ class UnsupportedFormatError(EquivisionError, ValueError):
 
 
 class OutputExistsError(EquivisionError, FileExistsError):
-    """Writing would replace an existing file; pass ``overwrite=True`` (``--overwrite``)."""
+    """Writing would replace an existing file; pass ``overwrite=True`` (``--overwrite``).
+    Also raised when ``overwrite`` may not replace what is there (a folder equivision did not
+    write, the current or home folder, a folder where a file should go)."""
+
+
+class OutputNotWritableError(EquivisionError, PermissionError):
+    """An output folder cannot be written (read-only mount, permissions, full disk)."""
+
+
+class OutputClashError(InvalidInputError):
+    """Two outputs of one command name the same file."""
 
 
 class UnknownDatasetError(EquivisionError, KeyError):
@@ -75,6 +89,7 @@ __all__ = [
     "EquivarianceError",
     "EquivisionError",
     "InvalidInputError",
+    "NotARotationError",
     "OutputExistsError",
     "ShapeError",
     "UnknownDatasetError",

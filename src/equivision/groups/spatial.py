@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from equivision._validation import check_finite, check_last_dims
-from equivision.errors import InvalidInputError
+from equivision.errors import InvalidInputError, NotARotationError
 from equivision.groups.base import Group, homogeneous, make_generator
 
 # Super-Fibonacci constants (Alexa, "Super-Fibonacci Spirals", CVPR 2022)
@@ -34,27 +34,70 @@ def _float_dtype(dtype: torch.dtype | None) -> torch.dtype:
     return dtype if dtype is not None else torch.get_default_dtype()
 
 
+#: Default tolerance of :func:`check_rotation_matrix` on ``max |RᵀR − I|``, per dtype. The
+#: float64 one admits float32 rotations converted with ``.double()`` (their error is 1e-7 to
+#: 1e-6) while refusing any scale or shear above 1e-5; float32 leaves room for products.
+ROTATION_ATOL = {torch.float32: 1e-4, torch.float64: 1e-5}
+
+
 def check_rotation_matrix(r: Tensor, name: str = "rotation", atol: float | None = None) -> None:
-    """Raise :class:`InvalidInputError` unless ``r`` holds proper rotation matrices
-    ``(..., 3, 3)`` (``RᵀR = I`` and ``det R = 1`` within ``atol``; default 1e-4 for
-    float32, 1e-8 for float64)."""
+    """Raise unless ``r`` holds proper rotation matrices ``(..., 3, 3)``.
+
+    :class:`ShapeError` for another shape, :class:`InvalidInputError` for a dtype other than
+    float32/float64 or NaN/inf entries, :class:`NotARotationError` when ``max |RᵀR − I|``
+    exceeds ``atol`` (default :data:`ROTATION_ATOL` of the dtype) or ``det R < 0`` (a
+    reflection; with ``RᵀR ≈ I`` the determinant is ±1 within ``≈ 1.5 atol``). One pass over
+    the data and one device sync.
+    """
     if not isinstance(r, Tensor):
-        raise InvalidInputError(f"{name} must be a tensor of shape (..., 3, 3)")
+        raise InvalidInputError(f"{name} must be a tensor of shape (..., 3, 3), got {type(r).__name__}")
     check_last_dims(r, name, (3, 3))
-    if not r.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point, got {r.dtype}")
-    check_finite(r, name)
+    if r.dtype not in ROTATION_ATOL:
+        raise InvalidInputError(f"{name} must be float32 or float64, got {r.dtype}; convert it with .float()")
     if atol is None:
-        atol = 1e-8 if r.dtype == torch.float64 else 1e-4
-    eye = torch.eye(3, dtype=r.dtype, device=r.device)
-    ortho = (r.transpose(-1, -2) @ r - eye).abs().amax() if r.numel() else torch.tensor(0.0)
-    if float(ortho) > atol:
-        raise InvalidInputError(
-            f"{name} is not orthogonal (max |RᵀR − I| = {float(ortho):.2e} > {atol:.0e}); "
+        atol = ROTATION_ATOL[r.dtype]
+    if not r.numel():
+        return
+    rd = r.detach()
+    gram = rd.transpose(-1, -2) @ rd
+    gram.diagonal(dim1=-2, dim2=-1).sub_(1)
+    a, b, c = rd.unbind(-2)
+    det = (a * torch.linalg.cross(b, c, dim=-1)).sum(-1)
+    # NaN/inf propagate into the maximum, so one reduction also screens for them
+    ortho, neg_det = torch.stack([gram.abs().amax(), -det.amin()]).tolist()
+    if not ortho <= atol:
+        check_finite(r, name)
+        raise NotARotationError(
+            f"{name} is not orthogonal (max |RᵀR − I| = {ortho:.2e} > {atol:.0e}); "
             "project it with equivision.groups.SO3.project()"
         )
-    if r.numel() and bool((torch.linalg.det(r) < 0).any()):
-        raise InvalidInputError(f"{name} contains reflections (det = −1), not rotations")
+    if neg_det > 0:
+        n_ref = int((det < 0).sum())
+        raise NotARotationError(
+            f"{name} contains {n_ref} reflection(s) (det = −1), not rotations; "
+            "flip the sign of one column (or use SO3.project(), which returns the nearest rotation)"
+        )
+
+
+def _check_vectors(v: Tensor, name: str, last: int, check: bool) -> Tensor:
+    """Shape ``(..., last)``; floating (integers become the default dtype); finite if ``check``."""
+    if not isinstance(v, Tensor):
+        raise InvalidInputError(f"{name} must be a tensor of shape (..., {last}), got {type(v).__name__}")
+    check_last_dims(v, name, (last,))
+    if not v.is_floating_point():
+        if v.is_complex():
+            raise InvalidInputError(f"{name} must be real, got {v.dtype}")
+        v = v.to(torch.get_default_dtype())
+    if check:
+        check_finite(v, name)
+    return v
+
+
+def _wrap_pi(x: Tensor) -> Tensor:
+    """Angles in ``(−3π, 3π]`` to ``(−π, π]`` by adding ±2π (exact but for that one rounding)."""
+    two_pi = 2 * math.pi
+    x = torch.where(x > math.pi, x - two_pi, x)
+    return torch.where(x <= -math.pi, x + two_pi, x)
 
 
 class SO3(Group):
@@ -79,12 +122,14 @@ class SO3(Group):
 
     def matrix(self, g: Tensor, *, dtype=None) -> Tensor:
         self.check_element(g)
+        check_rotation_matrix(g)
         g = g.to(dtype) if dtype is not None else g
         return homogeneous(g, torch.zeros(*g.shape[:-1], dtype=g.dtype, device=g.device))
 
     def act(self, g: Tensor, points: Tensor) -> Tensor:
-        """Rotate points ``(..., N, 3)`` by ``g`` ``(..., 3, 3)``: ``X Rᵀ``."""
+        """Rotate points ``(..., N, 3)`` by rotations ``g`` ``(..., 3, 3)``: ``X Rᵀ``."""
         self.check_element(g)
+        check_rotation_matrix(g)
         from equivision._validation import check_points
 
         check_points(points, "points", 3)
@@ -113,81 +158,119 @@ class SO3(Group):
         return roma.special_procrustes(m)
 
     # ----- conversions -----------------------------------------------------------------------
+    # Every conversion from matrices checks them (check_rotation_matrix) unless ``check=False``;
+    # on 10⁶ float64 rotations the check costs about 0.3 s of one CPU core against 0.8 s for
+    # the quaternion conversion itself, so loops over known rotations may skip it.
     @staticmethod
-    def from_quaternion(q: Tensor) -> Tensor:
-        """Unit quaternions ``(..., 4)`` scalar-last ``(x, y, z, w)`` to matrices (normalised first)."""
-        check_last_dims(q, "quaternion", (4,))
+    def from_quaternion(q: Tensor, *, check: bool = True) -> Tensor:
+        """Quaternions ``(..., 4)`` scalar-last ``(x, y, z, w)`` to matrices ``(..., 3, 3)``
+        (normalised first; a zero quaternion raises)."""
+        q = _check_vectors(q, "quaternion", 4, check)
         norm = q.norm(dim=-1, keepdim=True)
         if bool((norm < 1e-12).any()):
             raise InvalidInputError("quaternion with zero norm cannot be a rotation")
         return roma.unitquat_to_rotmat(q / norm)
 
     @staticmethod
-    def to_quaternion(r: Tensor) -> Tensor:
-        """Matrices to unit quaternions ``(..., 4)`` ``(x, y, z, w)`` with ``w ≥ 0``."""
-        check_last_dims(r, "rotation", (3, 3))
+    def to_quaternion(r: Tensor, *, check: bool = True) -> Tensor:
+        """Rotations ``(..., 3, 3)`` to unit quaternions ``(..., 4)`` ``(x, y, z, w)``, ``w ≥ 0``.
+
+        Markley's form of Shepperd's method: the quaternion is read off the row of ``4 q qᵀ``
+        of the largest diagonal term, so every component has absolute error of order ``eps``."""
+        if check:
+            check_rotation_matrix(r)
         q = roma.rotmat_to_unitquat(r)
         return torch.where(q[..., 3:4] < 0, -q, q)
 
     @staticmethod
-    def from_rotvec(v: Tensor) -> Tensor:
-        """Rotation vectors ``(..., 3)`` (axis × angle) to matrices."""
-        check_last_dims(v, "rotation vector", (3,))
-        return roma.rotvec_to_rotmat(v)
+    def from_rotvec(v: Tensor, *, check: bool = True) -> Tensor:
+        """Rotation vectors ``(..., 3)`` (axis × angle) to matrices ``(..., 3, 3)``."""
+        return roma.rotvec_to_rotmat(_check_vectors(v, "rotation vector", 3, check))
 
     @staticmethod
-    def to_rotvec(r: Tensor) -> Tensor:
-        """Matrices to rotation vectors ``(..., 3)`` with angle in ``[0, π]``."""
-        check_last_dims(r, "rotation", (3, 3))
-        return roma.rotmat_to_rotvec(r)
+    def to_rotvec(r: Tensor, *, check: bool = True) -> Tensor:
+        """Rotations ``(..., 3, 3)`` to rotation vectors ``(..., 3)`` with angle in ``[0, π]``
+        (``2 atan2(|q_xyz|, q_w)`` of the quaternion: relative accuracy for tiny angles)."""
+        return roma.unitquat_to_rotvec(SO3.to_quaternion(r, check=check))
 
     @staticmethod
-    def from_axis_angle(axis: Tensor, angle: Tensor) -> Tensor:
-        """Axes ``(..., 3)`` (normalised here) and angles ``(...,)`` to matrices."""
-        check_last_dims(axis, "axis", (3,))
+    def from_axis_angle(axis: Tensor, angle: Tensor, *, check: bool = True) -> Tensor:
+        """Axes ``(..., 3)`` (normalised here) and angles ``(...,)`` to matrices ``(..., 3, 3)``."""
+        axis = _check_vectors(axis, "axis", 3, check)
+        angle = torch.as_tensor(angle, dtype=axis.dtype, device=axis.device)
+        if check:
+            check_finite(angle, "angle")
         n = axis.norm(dim=-1, keepdim=True)
         if bool((n < 1e-12).any()):
             raise InvalidInputError("rotation axis has zero length")
         return roma.rotvec_to_rotmat(axis / n * angle[..., None])
 
     @staticmethod
-    def to_axis_angle(r: Tensor) -> tuple[Tensor, Tensor]:
-        """Matrices to (unit axis ``(..., 3)``, angle ``(...,)`` in ``[0, π]``); the axis of
-        the identity is ``(0, 0, 1)``."""
-        v = SO3.to_rotvec(r)
+    def to_axis_angle(r: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor]:
+        """Rotations ``(..., 3, 3)`` to (unit axis ``(..., 3)``, angle ``(...,)`` in ``[0, π]``);
+        the axis of the identity is ``(0, 0, 1)``."""
+        v = SO3.to_rotvec(r, check=check)
         angle = v.norm(dim=-1)
         z = torch.zeros_like(v)
         z[..., 2] = 1
-        axis = torch.where(angle[..., None] > 1e-12, v / angle.clamp_min(1e-12)[..., None], z)
+        tiny = torch.finfo(v.dtype).tiny
+        axis = torch.where(angle[..., None] > 0, v / angle.clamp_min(tiny)[..., None], z)
         return axis, angle
 
     @staticmethod
-    def from_euler_zyz(alpha: Tensor, beta: Tensor, gamma: Tensor) -> Tensor:
-        """ZYZ Euler angles (each ``(...,)``) to ``Rz(α) Ry(β) Rz(γ)``."""
+    def from_euler_zyz(alpha: Tensor, beta: Tensor, gamma: Tensor, *, check: bool = True) -> Tensor:
+        """ZYZ Euler angles (each ``(...,)``, broadcast) to ``Rz(α) Ry(β) Rz(γ)`` ``(..., 3, 3)``."""
         a, b, c = torch.broadcast_tensors(
             torch.as_tensor(alpha), torch.as_tensor(beta), torch.as_tensor(gamma)
         )
-        return roma.euler_to_rotmat("ZYZ", torch.stack([a, b, c], -1))
+        angles = _check_vectors(torch.stack([a, b, c], -1), "Euler angles", 3, check)
+        return roma.euler_to_rotmat("ZYZ", angles)
 
     @staticmethod
-    def to_euler_zyz(r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Matrices to ZYZ angles ``(α, β, γ)``; at ``β ∈ {0, π}`` (gimbal lock) ``γ = 0``."""
-        check_last_dims(r, "rotation", (3, 3))
-        beta = torch.atan2(torch.hypot(r[..., 0, 2], r[..., 1, 2]), r[..., 2, 2])
-        alpha = torch.atan2(r[..., 1, 2], r[..., 0, 2])
-        gamma = torch.atan2(r[..., 2, 1], -r[..., 2, 0])
-        eps = 1e-6 if r.dtype == torch.float32 else 1e-12
-        lock = torch.sin(beta).abs() < eps
-        # β = 0: R = Rz(α+γ); β = π: R = Rz(α−γ) Ry(π). Both give α = atan2(−R01, R11) at γ = 0.
-        alpha_lock = torch.atan2(-r[..., 0, 1], r[..., 1, 1])
-        alpha = torch.where(lock, alpha_lock, alpha)
+    def to_euler_zyz(r: Tensor, *, check: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """Rotations ``(..., 3, 3)`` to ZYZ angles ``(α, β, γ)``, each ``(...,)``.
+
+        ``α + γ`` is read from the block ``[[R00 + R11], [R10 − R01]] = (1 + cos β) (cos, sin)(α + γ)``
+        for ``β ≤ π/2`` and ``α − γ`` from ``(1 − cos β) (cos, sin)(α − γ)`` beyond, both well
+        conditioned there; ``α`` comes from the third column and ``γ`` from the sum or
+        difference. An error in ``α`` then moves ``R`` only by ``sin β`` times itself, so
+        ``R`` is reproduced to a few ``eps`` even for ``β`` near 0 or π. Where ``sin β`` is at
+        rounding level (gimbal lock) ``γ = 0``.
+        """
+        if check:
+            check_rotation_matrix(r)
+        r00, r01, r02 = r[..., 0, 0], r[..., 0, 1], r[..., 0, 2]
+        r10, r11, r12 = r[..., 1, 0], r[..., 1, 1], r[..., 1, 2]
+        r22 = r[..., 2, 2]
+        sin_b = torch.hypot(r02, r12)
+        beta = torch.atan2(sin_b, r22)
+        alpha = torch.atan2(r12, r02)
+        upper = r22 >= 0  # β ≤ π/2
+        plus = torch.atan2(r10 - r01, r00 + r11)  # α + γ
+        minus = torch.atan2(-(r10 + r01), r11 - r00)  # α − γ
+        gamma = _wrap_pi(torch.where(upper, plus - alpha, alpha - minus))
+        # β = 0: R = Rz(α + γ); β = π: R = Rz(α − γ) Ry(π); both are α at γ = 0
+        lock = sin_b <= 4 * torch.finfo(r.dtype).eps
+        alpha = torch.where(lock, torch.where(upper, plus, minus), alpha)
         gamma = torch.where(lock, torch.zeros_like(gamma), gamma)
         return alpha, beta, gamma
 
     @staticmethod
-    def geodesic_distance(r1: Tensor, r2: Tensor) -> Tensor:
-        """The angle of ``R1ᵀ R2`` in radians, ``(...,)``, accurate near 0 and π."""
-        return roma.rotmat_geodesic_distance(r1, r2)
+    def geodesic_distance(r1: Tensor, r2: Tensor, *, check: bool = True) -> Tensor:
+        """The angle of ``R1ᵀ R2`` in radians, ``(...,)`` (batch shapes broadcast).
+
+        ``θ = atan2(|skew part|, trace part)`` of ``M = R1ᵀ R2``: ``|vee(M − Mᵀ)| = 2 sin θ`` and
+        ``tr M − 1 = 2 cos θ``, so the error is of order ``eps`` over all of ``[0, π]`` (and
+        relative to ``θ`` when one argument is the identity). Computed in the promoted dtype."""
+        if check:
+            check_rotation_matrix(r1, "r1")
+            check_rotation_matrix(r2, "r2")
+        dtype = torch.promote_types(r1.dtype, r2.dtype)
+        m = r1.to(dtype).transpose(-1, -2) @ r2.to(dtype)
+        skew = torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                            m[..., 1, 0] - m[..., 0, 1]], -1)
+        cos2 = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2] - 1
+        return torch.atan2(torch.linalg.vector_norm(skew, dim=-1), cos2)
 
     @staticmethod
     def grid(n: int, *, dtype=None, device=None) -> Tensor:

@@ -82,7 +82,7 @@ def rotation_to_so3_grid(rotation: Tensor, bandwidth: int) -> Tensor:
     b = check_bandwidth(bandwidth)
     check_rotation_matrix(rotation)
     r = rotation.to(torch.float64)
-    al, be, ga = SO3.to_euler_zyz(r)
+    al, be, ga = SO3.to_euler_zyz(r, check=False)  # checked above in its own dtype
     n = 2 * b
     step = 2 * math.pi / n
     # candidate cells around the continuous index, then the geodesically closest
@@ -97,7 +97,7 @@ def rotation_to_so3_grid(rotation: Tensor, bandwidth: int) -> Tensor:
     ig = torch.remainder(cand[..., 2], n)
     idx = torch.stack([ia, ib, ig], -1).long()
     rc = so3_grid_to_rotation(idx, b)
-    dist = SO3.geodesic_distance(rc, r[..., None, :, :])
+    dist = SO3.geodesic_distance(rc, r[..., None, :, :], check=False)
     best = dist.argmin(dim=-1)
     return torch.gather(idx, -2, best[..., None, None].expand(*best.shape, 1, 3))[..., 0, :]
 
@@ -275,7 +275,8 @@ def correlation_at(h: Tensor, rotation: Tensor) -> Tensor:
     """The correlation of cross-spectra ``h (..., L, 2L−1, L)`` at arbitrary rotations
     ``(..., P, 3, 3)`` → ``(..., P)`` (exact, no grid), by the Wigner-d recursion at each β."""
     L = h.shape[-3]
-    al, be, ga = SO3.to_euler_zyz(rotation.to(torch.float64))
+    check_rotation_matrix(rotation)
+    al, be, ga = SO3.to_euler_zyz(rotation.to(torch.float64), check=False)
     rtype = h.real.dtype
     h_re = h.real[..., None, :, :, :]  # (..., 1, L, M, Ln)
     h_im = h.imag[..., None, :, :, :]
