@@ -48,7 +48,7 @@ def test_data_list_without_data(capsys, monkeypatch, tmp_path):
 
 def test_registry(data_root):
     names = [c.name for c in list_collections()]
-    assert names == ["shapenet10", "classic", "abc", "mnist"]
+    assert names == ["shapenet10", "classic", "abc", "modelnet10", "mnist"]
     sn = get_collection("shapenet10")
     assert len(sn.classes) == 10 and sn.count == sum(sn.classes.values())
     assert len(mesh_files("abc")) == get_collection("abc").count

@@ -11,11 +11,14 @@ under the protocol's rotations:
 * ``so3-so3``: train and test in arbitrary orientations (uniform on SO(3));
 * ``upright-so3``: train about the up axis, test in arbitrary orientations.
 
-Splits are fixed: for ShapeNet, in each class (files sorted by name) every fourth object,
-starting with the fourth, is a test object (at least one per class); for procedural shapes,
-training shapes use seeds ``0 … n−1`` and test shapes seeds ``10⁶ + i``. Rotations come from
-``rotation_seed``. Signals are cached (safetensors, atomic) under ``cache_dir`` by a digest of
-the configuration.
+Splits and label orders are the registry's (:mod:`equivision.data.registry`): for ShapeNet,
+in each class (files sorted by name) every fourth object, starting with the fourth, is a test
+object (at least one per class); for procedural shapes, training shapes use seeds ``0 … n−1``
+and test shapes seeds ``10⁶ + i``. Object ``i``'s rotations use
+:func:`~equivision.data.seeds.stream_seed` ``(rotation_seed, i)`` (test objects ``500 000 + i``).
+Signals are cached under ``cache_dir`` (:mod:`equivision.data.cache`) by a key of the
+configuration, :data:`SIGNAL_VERSION` and the source files' names, sizes and times; a missing,
+corrupt or stale file is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from equivision.data.cache import cache_key, file_fingerprint, load_or_build
+from equivision.data.registry import PROCEDURAL_TEST_SEED, class_names
+from equivision.data.seeds import stream_seed
 from equivision.errors import InvalidInputError
 
 PROTOCOLS = ("upright-upright", "so3-so3", "upright-so3")
@@ -72,6 +79,10 @@ class SphereSplit:
 UP_TO_POLE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 #: Bumped whenever the signals a configuration yields change (part of the cache key).
 SIGNAL_VERSION = 2
+#: Kind recorded in the cache files (see :mod:`equivision.data.cache`).
+CACHE_KIND = "equivision-sphere-signals/1"
+#: Offset of the test objects' rotation streams (training objects start at 0).
+TEST_STREAM_OFFSET = 500_000
 
 
 def upright_rotations(n: int, *, seed: int) -> Tensor:
@@ -93,21 +104,19 @@ def _rotations(kind: str, n: int, seed: int) -> Tensor:
     return SO3().random(n, seed=seed, dtype=torch.float64)
 
 
-def _sources(cfg: SphereDataConfig):
+Item = tuple[str, int, Callable[[], object]]
+
+
+def _sources(cfg: SphereDataConfig) -> tuple[list[Item], list[Item], list[str]]:
     """[(name, label, loader)] for train and test, and the class names."""
     if cfg.collection == "shapenet10":
-        from equivision.data import get_collection, mesh_files
+        from equivision.data.registry import list_entries
         from equivision.io import load_mesh
 
-        col = get_collection("shapenet10")
-        classes = sorted(col.classes)
-        train, test = [], []
-        for label, cls in enumerate(classes):
-            files = mesh_files("shapenet10", cls)
-            for i, f in enumerate(files):
-                item = (f"{cls}/{f.stem}", label, lambda f=f: load_mesh(f))
-                (test if i % 4 == 3 or (len(files) < 4 and i == len(files) - 1) else train).append(item)
-        return train, test, classes
+        entries = list_entries("shapenet10")
+        by_split = {s: [(e.name, e.label, lambda f=e.path: load_mesh(f)) for e in entries if e.split == s]
+                    for s in ("train", "test")}
+        return by_split["train"], by_split["test"], list(class_names("shapenet10"))
     from equivision.data.procedural import FAMILIES, make_shape
 
     def items(count: int, offset: int):
@@ -119,9 +128,19 @@ def _sources(cfg: SphereDataConfig):
 
     return (
         items(cfg.procedural_train_per_family, 0),
-        items(cfg.procedural_test_per_family, 1_000_000),
-        list(FAMILIES),
+        items(cfg.procedural_test_per_family, PROCEDURAL_TEST_SEED),
+        list(class_names("procedural")),
     )
+
+
+def _source_fingerprint(cfg: SphereDataConfig) -> list:
+    """The source files' names, sizes and times (none for procedural shapes, whose code
+    version is :data:`SIGNAL_VERSION`)."""
+    if cfg.collection != "shapenet10":
+        return []
+    from equivision.data.registry import find_data_root, list_entries
+
+    return file_fingerprint([e.path for e in list_entries("shapenet10")], find_data_root())
 
 
 def _cast(
@@ -131,7 +150,7 @@ def _cast(
 
     xs, ys = [], []
     for idx, (_name, label, load) in enumerate(items):
-        rots = _rotations(kind, n_rot, cfg.rotation_seed * 1_000_003 + seed_offset + idx)
+        rots = _rotations(kind, n_rot, stream_seed(cfg.rotation_seed, seed_offset + idx))
         xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots))
         ys.append(torch.full((n_rot,), label, dtype=torch.long))
         if progress is not None:
@@ -144,29 +163,20 @@ def make_sphere_split(
 ) -> SphereSplit:
     """Ray-cast (or read from the cache) the train and test signals of ``cfg``."""
     from rich.progress import Progress
-    from safetensors import safe_open
-    from safetensors.torch import save_file
 
-    from equivision.io.atomic import atomic_path
-
-    path = Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{cfg.digest()}.safetensors"
     train, test, classes = _sources(cfg)
-    if path.exists():
-        with safe_open(str(path), framework="pt") as f:
-            data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        return SphereSplit(data["train_x"], data["train_y"], data["test_x"], data["test_y"], classes)
-    train_kind = "so3" if cfg.protocol == "so3-so3" else "upright"
-    test_kind = "upright" if cfg.protocol == "upright-upright" else "so3"
-    with Progress(disable=not show_progress, transient=True) as bar:
-        task = bar.add_task(f"ray casting {cfg.collection}", total=len(train) + len(test))
-        tick = lambda: bar.advance(task)  # noqa: E731
-        tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick)
-        vx, vy = _cast(test, test_kind, cfg.test_rotations, cfg, 500_000, tick)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        save_file(
-            {"train_x": tx.contiguous(), "train_y": ty, "test_x": vx.contiguous(), "test_y": vy},
-            str(tmp),
-            metadata={"config": json.dumps(asdict(cfg))},
-        )
-    return SphereSplit(tx, ty, vx, vy, classes)
+    key = cache_key(asdict(cfg), SIGNAL_VERSION, _source_fingerprint(cfg))
+    path = Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{key}.safetensors"
+
+    def build() -> dict[str, Tensor]:
+        train_kind = "so3" if cfg.protocol == "so3-so3" else "upright"
+        test_kind = "upright" if cfg.protocol == "upright-upright" else "so3"
+        with Progress(disable=not show_progress, transient=True) as bar:
+            task = bar.add_task(f"ray casting {cfg.collection}", total=len(train) + len(test))
+            tick = lambda: bar.advance(task)  # noqa: E731
+            tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick)
+            vx, vy = _cast(test, test_kind, cfg.test_rotations, cfg, TEST_STREAM_OFFSET, tick)
+        return {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy}
+
+    data = load_or_build(path, CACHE_KIND, key, build, {"config": json.dumps(asdict(cfg))})
+    return SphereSplit(data["train_x"], data["train_y"], data["test_x"], data["test_y"], classes)
