@@ -14,32 +14,47 @@ from equivision.cli.app import app, check_device, console, err_console
 
 @app.command("train")
 def train_cmd(
-    task: str = typer.Argument(..., help="Task name (equivision train --list shows them)."),
+    task: str | None = typer.Argument(None, help="Task name (equivision train --list shows "
+                                      "them)."),
     config: Path | None = typer.Option(None, "--config", "-c",
                                        help="JSON run config (sections 'train' and 'task')."),
     run: Path | None = typer.Option(None, "--run", "--run-dir",
                                     help="Run folder (default runs/<task>); under torchrun "
                                     "spell it --run-dir (torchrun takes --run for --run-path)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run from its last "
-                                "checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its latest "
+                                "intact checkpoint (a corrupt newer one is skipped with a "
+                                "warning)."),
+    from_step: int | None = typer.Option(None, "--from-step", min=1,
+                                         help="With --resume: continue from the checkpoint of "
+                                         "this step; later metrics and checkpoints are dropped."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
     device: str | None = typer.Option(None, "--device",
                                       help="auto, cpu, cuda or cuda:N (overrides the config)."),
+    list_: bool = typer.Option(False, "--list", help="List the task names and exit."),
 ) -> None:
     """Train a task; writes config.json, metrics.csv and checkpoints into the run folder."""
-    if device is not None:
-        device = check_device(device, allow_auto=True)
+    from equivision.errors import ConfigError
     from equivision.training import get_task, read_json, train
 
+    if list_:
+        from equivision.training.tasks import describe_task, list_tasks
+
+        for name in list_tasks():
+            console.print(f"{name}  {describe_task(name)}", highlight=False, soft_wrap=True)
+        return
+    if task is None:
+        raise ConfigError("name the task to train (equivision train --list shows them)")
+    if from_step is not None and not resume:
+        raise ConfigError("--from-step needs --resume")
+    if device is not None:
+        device = check_device(device, allow_auto=True)
     t = get_task(task)
     data = read_json(config) if config is not None else None
     if resume and overwrite:
-        from equivision.errors import ConfigError
-
         raise ConfigError("--resume and --overwrite exclude each other")
     run_dir = run if run is not None else Path("runs") / task
     result = train(t, data, run_dir, resume=resume, overwrite=overwrite, device=device,
-                   console=err_console)
+                   console=err_console, from_step=from_step)
     from equivision.training.distributed import from_env
 
     if from_env().is_main and result.eval_metrics:

@@ -64,6 +64,7 @@ finds it by name.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -95,6 +96,9 @@ class Task:
     collate: ClassVar[Callable[[list[Any]], Batch] | None] = None
     find_unused_parameters: ClassVar[bool] = False
     """Passed to DistributedDataParallel: True when some parameters get no gradient."""
+    description: ClassVar[str] = ""
+    """One line for ``equivision train --list``; empty = the first sentence of the task
+    module's docstring."""
 
     def build_model(self, cfg: Any) -> torch.nn.Module:
         from equivision.models import build_model
@@ -159,6 +163,24 @@ def _import_all() -> None:
 def list_tasks() -> list[str]:
     _import_all()
     return sorted(_TASKS)
+
+
+def describe_task(name: str) -> str:
+    """One line about task ``name``: its ``description`` or the first sentence of its
+    module's docstring, with the model it trains."""
+    cls = type(get_task(name))
+    text = cls.description
+    if not text:
+        import sys
+
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip()
+        text = " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+        # plain text for a terminal: no reST roles, no "(equivision train x)" asides
+        text = re.sub(r":\w+:`([^`]*)`", r"\1", text).replace("``", "")
+        text = re.sub(r"\s*\([^()]*equivision (train|eval)[^()]*\)", "", text)
+        text = re.sub(r"^The \S+ task: ", "", text)
+        text = text[:1].upper() + text[1:]
+    return f"{text} (model {cls.model_name})" if text else f"model {cls.model_name}"
 
 
 def get_task(name: str) -> Task:

@@ -45,6 +45,7 @@ def toy_target(x: torch.Tensor) -> torch.Tensor:
 class ToyTask(Task):
     config_cls = ToyConfig
     model_name = "toy_mlp"
+    description = "Toy regression y = sin(pi x1) cos(pi x2) on [-1, 1]^2; trains in seconds on a CPU"
     best_metric = "mse"
     best_mode = "min"
 
