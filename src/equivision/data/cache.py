@@ -75,10 +75,11 @@ def is_current(path: str | os.PathLike[str], kind: str, key: str) -> bool:
     return meta is not None and meta.get("kind") == kind and meta.get("key") == key
 
 
-def read_cached(path: str | os.PathLike[str], kind: str, key: str | None = None
+def read_cached(path: str | os.PathLike[str], kind: str | None, key: str | None = None
                 ) -> tuple[dict[str, Tensor], dict[str, str]]:
     """``(tensors, metadata)`` of a cache file; refuses (typed errors) a missing file, an
-    unreadable one, one of another kind, or one built with another ``key`` (``None``: any)."""
+    unreadable one, one of another ``kind`` or one built with another ``key`` (``None``: any
+    kind, any key; the caller checks the metadata itself)."""
     from safetensors import SafetensorError, safe_open
 
     p = Path(path)
@@ -90,7 +91,7 @@ def read_cached(path: str | os.PathLike[str], kind: str, key: str | None = None
             data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptFileError(f"{p} is not a readable safetensors file ({e}); delete it to rebuild") from e
-    if meta.get("kind") != kind:
+    if kind is not None and meta.get("kind") != kind:
         raise CorruptFileError(f"{p} is not a cache file of {kind} (it records {meta.get('kind')!r})")
     if key is not None and meta.get("key") != key:
         raise CorruptFileError(f"{p} is stale: built with key {meta.get('key')}, not {key}; "

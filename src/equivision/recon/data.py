@@ -11,9 +11,11 @@ One *prepared shape* holds (float32, unit-box coordinates: the mesh is normalise
 
 Queries follow GeoUDF's preparation (surface samples + noise σ ∈ {0.003, 0.02, 0.05} of the
 box in proportions 0.5 / 0.4 / 0.1 by default). Everything is reproducible from the seed: the
-per-shape seed is derived from the dataset seed and the shape's name, so adding shapes does not
-change the others. Files are safetensors (no pickle), written atomically; a file whose
-recorded configuration or seed differs is rebuilt, an identical one is reused.
+per-shape seed is derived from the dataset seed and the shape's name
+(:func:`~equivision.data.seeds.name_seed`), so adding shapes does not change the others. Files
+are safetensors (no pickle) in the dataset cache (:mod:`equivision.data.cache`), keyed by the
+format version, shape name, configuration, seed and source file (name, size, time): a file
+whose key differs, or that is unreadable, is rebuilt; a current one is reused.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,17 +31,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from equivision.data.cache import cache_key, file_fingerprint, is_current, read_cached, write_cached
+from equivision.data.seeds import derive_seed, epoch_seed, name_seed
 from equivision.errors import (
     CorruptFileError,
     DataFileNotFoundError,
     InvalidInputError,
 )
 from equivision.geometry import add_gaussian_noise, normalize_mesh, sample_surface_poisson_disk
-from equivision.io.atomic import atomic_path
 from equivision.io.meshes import Mesh, load_mesh, validate_mesh
 from equivision.recon.closest import closest_points_on_mesh
 
 FORMAT_VERSION = "1"
+#: What the cache files record as their kind (and, for older readers, their format).
+KIND = f"equivision-recon-data/{FORMAT_VERSION}"
 DENSITIES = ("uniform", "blue", "varying")
 KEYS = ("cloud", "cloud_normals", "queries", "displacements", "query_scale")
 
@@ -87,7 +91,7 @@ class PrepConfig:
 
 def shape_seed(seed: int, name: str) -> int:
     """The seed of one shape: stable across runs and independent of the other shapes."""
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
+    return name_seed(seed, name)
 
 
 # ----- sampling -----------------------------------------------------------------------------------
@@ -158,10 +162,12 @@ def prepare_shape(mesh: Mesh, config: PrepConfig = PrepConfig(), *, seed: int = 
 # ----- sources of shapes ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ShapeSource:
-    """A named shape and how to get its mesh (loaded only when needed)."""
+    """A named shape and how to get its mesh (loaded only when needed); ``fingerprint``
+    identifies the source file's version (part of the cache key; empty for generated shapes)."""
 
     name: str
     load: Callable[[], Mesh] = field(compare=False)
+    fingerprint: tuple = field(default=(), compare=False)
 
 
 def procedural_sources(n_per_family: int, *, seed: int = 0, families: Sequence[str] | None = None,
@@ -181,7 +187,7 @@ def procedural_sources(n_per_family: int, *, seed: int = 0, families: Sequence[s
         if fam not in FAMILIES:
             raise InvalidInputError(f"unknown shape family '{fam}'; families: {', '.join(FAMILIES)}")
         for i in range(int(n_per_family)):
-            s = int(seed) * 100_003 + i
+            s = derive_seed(seed, i)
             out.append(ShapeSource(f"procedural-{fam}-{s}-r{resolution}",
                                    lambda fam=fam, s=s: make_shape(fam, s).mesh(resolution)))
     return out
@@ -193,7 +199,8 @@ def mesh_file_sources(paths: Sequence[str | os.PathLike[str]], *, prefix: str = 
     for p in map(Path, paths):
         if not p.is_file():
             raise DataFileNotFoundError(f"mesh file {p} does not exist")
-        out.append(ShapeSource(f"{prefix}{p.stem}", lambda p=p: load_mesh(p, dtype=torch.float64)))
+        fp = tuple(file_fingerprint([p])[0][1:])  # size and time: the name is the source's own
+        out.append(ShapeSource(f"{prefix}{p.stem}", lambda p=p: load_mesh(p, dtype=torch.float64), fp))
     return out
 
 
@@ -206,24 +213,21 @@ def collection_sources(name: str = "abc", cls: str | None = None) -> list[ShapeS
 
 # ----- the on-disk cache ------------------------------------------------------------------------------
 def _metadata(name: str, config: PrepConfig, seed: int) -> dict[str, str]:
-    return {"format": f"equivision-recon-data/{FORMAT_VERSION}", "name": name,
-            "config": json.dumps(asdict(config), sort_keys=True), "digest": config.digest(),
-            "seed": str(int(seed))}
+    return {"format": KIND, "name": name, "config": json.dumps(asdict(config), sort_keys=True),
+            "digest": config.digest(), "seed": str(int(seed))}
+
+
+def _key(src: ShapeSource, config: PrepConfig, seed: int) -> str:
+    return cache_key(KIND, src.name, asdict(config), int(seed), list(src.fingerprint))
 
 
 def load_prepared(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Read one prepared shape; typed errors for missing, corrupt or foreign files."""
-    from safetensors import SafetensorError, safe_open
-
+    """Read one prepared shape; typed errors for missing, corrupt or foreign files (it does
+    not check the key: any prepared shape reads)."""
     p = Path(path)
     if not p.is_file():
         raise DataFileNotFoundError(f"prepared shape {p} does not exist")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CorruptFileError(f"{p} is not a readable safetensors file ({e}); delete it to rebuild") from e
+    data, meta = read_cached(p, None)
     if not meta.get("format", "").startswith("equivision-recon-data/"):
         raise CorruptFileError(f"{p} is not an equivision reconstruction data file")
     missing = [k for k in KEYS if k not in data]
@@ -237,17 +241,6 @@ def load_prepared(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return data
 
 
-def _is_current(path: Path, meta: dict[str, str]) -> bool:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            have = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError):
-        return False
-    return all(have.get(k) == v for k, v in meta.items())
-
-
 def prepare_dataset(
     sources: Sequence[ShapeSource], out_dir: str | os.PathLike[str],
     config: PrepConfig = PrepConfig(), *, seed: int = 0, progress: bool = True,
@@ -257,7 +250,6 @@ def prepare_dataset(
     interrupted run resumes; others are rebuilt. Returns the paths, in the order of
     ``sources``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from safetensors.torch import save_file
 
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
@@ -275,13 +267,12 @@ def prepare_dataset(
         task = bar.add_task("shapes", total=len(sources))
         for src in sources:
             path = out / f"{src.name}.safetensors"
-            meta = _metadata(src.name, config, seed)
-            if not (path.exists() and _is_current(path, meta)):
+            key = _key(src, config, seed)
+            if not is_current(path, KIND, key):
                 bar.update(task, description=src.name)
                 mesh = src.load()
                 data = prepare_shape(mesh, config, seed=shape_seed(seed, src.name))
-                with atomic_path(path, overwrite=True) as tmp:
-                    save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata=meta)
+                write_cached(path, data, KIND, key, _metadata(src.name, config, seed))
             paths.append(path)
             bar.advance(task)
     return paths
@@ -313,7 +304,7 @@ class PreparedShapes(torch.utils.data.Dataset):
         data = load_prepared(self.paths[i])
         q = data["queries"].shape[0]
         if self.n_queries is not None:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, i))
             pick = torch.randint(q, (self.n_queries,), generator=g) if q < self.n_queries \
                 else torch.randperm(q, generator=g)[: self.n_queries]
             for k in ("queries", "displacements", "query_scale"):
