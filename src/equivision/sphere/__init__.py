@@ -12,7 +12,7 @@ Conventions (fixed once; details in each module):
 * SO(3) grid ``(2B)³`` indexed ``[α_a, β_j, γ_b]`` (:mod:`~equivision.sphere.so3fft`).
 """
 
-from equivision.sphere.align import align
+from equivision.sphere.align import AlignResult, align
 from equivision.sphere.grid import Grid, dh_weights, points_to_angles
 from equivision.sphere.legendre import coeff_index, degree_order, real_sph_harm, real_sph_harm_points
 from equivision.sphere.rotate import rotate, rotate_coeffs
@@ -32,6 +32,7 @@ from equivision.sphere.so3fft import (
 from equivision.sphere.wigner import wigner_d, wigner_D_real
 
 __all__ = [
+    "AlignResult",
     "Grid",
     "align",
     "coeff_index",

@@ -6,12 +6,18 @@ rotation with ``rotate(g, R) ≈ f``. It takes the best point of the SO(3) grid 
 band-limited correlation below the grid spacing: a few Newton steps on quadratic fits of
 ``C(R_c exp(ω̂))`` over a 10-point stencil in the tangent space ``ω ∈ R³``, with a stencil
 that shrinks 4× per step, evaluated exactly by the Wigner-d recursion at arbitrary rotations.
+
+The result unpacks as the pair ``(R, score)`` and also says how well ``R`` is determined:
+``contrast`` is the RMS variation of ``C`` over SO(3) relative to its bound ``‖f‖ ‖g‖``
+(Cauchy–Schwarz), and ``ambiguous`` flags pairs whose correlation is constant to rounding
+(zero or constant signals): there every rotation is a maximiser and ``R`` is the identity.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,6 +32,52 @@ from equivision.sphere.so3fft import (
     so3_grid_to_rotation,
     unravel_so3_index,
 )
+
+
+class AlignResult(tuple):
+    """``(rotation (..., 3, 3), score (...,))``, unpacked like a pair, with two more fields:
+
+    * ``contrast`` ``(...,)`` float64 in ``[0, 1]``: ``‖C − mean C‖ / (‖f‖ ‖g‖)`` (``L²`` over
+      SO(3) with unit Haar measure; 0 when a signal is zero): how much the correlation varies;
+    * ``ambiguous`` ``(...,)`` bool: ``contrast`` is below ``100 eps`` of the inputs' dtype, so
+      every rotation maximises the correlation to rounding and ``rotation`` is the identity.
+    """
+
+    def __new__(cls, rotation: Tensor, score: Tensor, contrast: Tensor, ambiguous: Tensor) -> AlignResult:
+        self = super().__new__(cls, (rotation, score))
+        self.contrast = contrast
+        self.ambiguous = ambiguous
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickling passes the extra fields to __new__
+        return (self[0], self[1], self.contrast, self.ambiguous)
+
+    @property
+    def rotation(self) -> Tensor:
+        return self[0]
+
+    @property
+    def score(self) -> Tensor:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return (f"AlignResult(rotation={self[0]!r}, score={self[1]!r}, contrast={self.contrast!r}, "
+                f"ambiguous={self.ambiguous!r})")
+
+
+def _contrast(fh: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    """``‖C − mean C‖_{L²(SO3)} / (‖f‖ ‖g‖)`` per pair ``(N,)`` from coefficients ``(N, C, B²)``
+    and the cross-spectrum ``h (N, L, 2L−1, L)`` (``n ≥ 0``): by Peter–Weyl the variation is
+    ``Σ_{l ≥ 1} ‖h^l‖²_F / (2l + 1)`` over all ``(m, n)``, and ``|h_{−m,−n}| = |h_mn|``."""
+    L = h.shape[-3]
+    l_w = 1.0 / (2 * torch.arange(L, dtype=torch.float64, device=h.device) + 1)
+    l_w[0] = 0.0  # the l = 0 term is the mean
+    n_w = torch.full((L,), 2.0, dtype=torch.float64, device=h.device)
+    n_w[0] = 1.0
+    power = (h.abs().to(torch.float64) ** 2 * n_w).sum(dim=(-2, -1))  # (N, L)
+    spread = (power * l_w).sum(-1).sqrt()
+    bound = fh.to(torch.float64).flatten(1).norm(dim=-1) * gh.to(torch.float64).flatten(1).norm(dim=-1)
+    return torch.where(bound > 0, spread / bound.clamp_min(1e-300), torch.zeros_like(spread))
 
 
 @lru_cache(maxsize=1)
@@ -115,7 +167,7 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
 
 
 def align(f: Tensor, g: Tensor, bandwidth: int | None = None, *, refine: bool = True,
-          out_bandwidth: int | None = None) -> tuple[Tensor, Tensor]:
+          out_bandwidth: int | None = None) -> AlignResult:
     """Best rotation between signals ``f, g`` ``(..., C, 2B, 2B)`` (leading dimensions broadcast).
 
     Returns ``(R (..., 3, 3), score (...,))`` with ``R`` maximising
@@ -123,13 +175,18 @@ def align(f: Tensor, g: Tensor, bandwidth: int | None = None, *, refine: bool = 
     an :class:`equivision.groups.SO3` element in the dtype of ``f``. ``refine=False`` returns the
     best point of the ``(2B')³`` Euler grid; ``out_bandwidth=B' > B`` makes that grid finer (the
     exact, spectral form of upsampling the inputs before correlating). When the signals have a
-    rotational symmetry the maximiser is not unique; ``R`` is one of them.
+    rotational symmetry the maximiser is not unique; ``R`` is one of them. The result also
+    carries ``contrast`` and ``ambiguous`` (see :class:`AlignResult`): for a zero or constant
+    signal every rotation is a maximiser, ``ambiguous`` is True and ``R`` the identity.
     """
     fh, gh, b = _prepare(f, g, bandwidth)
     ob = b if out_bandwidth is None else check_bandwidth(out_bandwidth, "out_bandwidth")
     fh, gh = torch.broadcast_tensors(fh, gh)
     lead = fh.shape[:-2]
-    h = cross_spectrum(fh.reshape(-1, *fh.shape[-2:]), gh.reshape(-1, *gh.shape[-2:]))
+    fh, gh = fh.reshape(-1, *fh.shape[-2:]), gh.reshape(-1, *gh.shape[-2:])
+    h = cross_spectrum(fh, gh)
+    contrast = _contrast(fh, gh, h)
+    ambiguous = contrast <= 100 * torch.finfo(f.dtype).eps
     grid = so3_correlation_from_spectrum(h, ob)  # (N, 2B', 2B', 2B')
     flat = grid.reshape(grid.shape[0], -1)
     score, i = flat.max(dim=-1)
@@ -137,4 +194,7 @@ def align(f: Tensor, g: Tensor, bandwidth: int | None = None, *, refine: bool = 
     if refine:
         h64 = h.to(torch.complex128)
         r, score = _refine(h64, r, spacing=math.pi / ob)
-    return r.to(f.dtype).reshape(*lead, 3, 3), score.to(f.dtype).reshape(lead)
+    eye = torch.eye(3, dtype=r.dtype, device=r.device)
+    r = torch.where(ambiguous[:, None, None], eye, r)
+    return AlignResult(r.to(f.dtype).reshape(*lead, 3, 3), score.to(f.dtype).reshape(lead),
+                       contrast.reshape(lead), ambiguous.reshape(lead))

@@ -13,7 +13,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from equivision.errors import InvalidInputError
+from equivision._validation import check_last_dims
+from equivision.errors import InvalidInputError, ShapeError
 from equivision.sphere.sht import _check_coeffs, isht, sht
 from equivision.sphere.wigner import _euler, _real_from_complex, wigner_d_iter
 
@@ -23,14 +24,27 @@ def _u(l: int, device: torch.device) -> Tensor:
     return _real_from_complex(l, device=device)
 
 
+def _batch(signal_batch: tuple[int, ...], rotation: object, what: str) -> tuple[int, ...]:
+    """The broadcast of the signal's leading dimensions and the rotations' batch."""
+    if not isinstance(rotation, Tensor):
+        raise InvalidInputError(f"rotation must be a tensor (..., 3, 3), got {type(rotation).__name__}")
+    check_last_dims(rotation, "rotation", (3, 3))
+    try:
+        return tuple(torch.broadcast_shapes(tuple(signal_batch), rotation.shape[:-2]))
+    except RuntimeError:
+        raise ShapeError(
+            f"rotation batch {tuple(rotation.shape[:-2])} (rotation {tuple(rotation.shape)}) does not "
+            f"broadcast against the leading dimensions {tuple(signal_batch)} of {what}; add axes of "
+            "size 1, e.g. rotation[:, None] to apply every rotation to every signal"
+        ) from None
+
+
 def rotate_coeffs(coeffs: Tensor, rotation: Tensor, *, check: bool = True) -> Tensor:
     """Real coefficients ``(..., B²)`` of ``x ↦ f(R⁻¹x)`` for rotations ``(..., 3, 3)``
-    (leading dimensions broadcast)."""
+    (leading dimensions broadcast; :class:`ShapeError` when they do not)."""
     b = _check_coeffs(coeffs, None, check)
-    if not isinstance(rotation, Tensor):
-        raise InvalidInputError("rotation must be a tensor (..., 3, 3)")
+    batch = _batch(coeffs.shape[:-1], rotation, f"the coefficients {tuple(coeffs.shape)}")
     alpha, beta, gamma = _euler(rotation)
-    batch = torch.broadcast_shapes(coeffs.shape[:-1], alpha.shape)
     ctype = torch.complex128 if coeffs.dtype == torch.float64 else torch.complex64
     L = b - 1
     blocks = []
@@ -57,6 +71,8 @@ def rotate(x: Tensor, rotation: Tensor, *, coeffs: bool = False, check: bool = T
     """
     if coeffs:
         return rotate_coeffs(x, rotation, check=check)
-    return isht(rotate_coeffs(sht(x, check=check), rotation, check=False), check=False)
+    if isinstance(x, Tensor) and x.ndim >= 2:  # a mismatched batch fails before any transform
+        _batch(x.shape[:-2], rotation, f"the signal {tuple(x.shape)}")
+    return isht(rotate_coeffs(sht(x, check=check), rotation, check=False), check=check)
 
 
