@@ -242,4 +242,6 @@ def make_shapes(
     """``n_per_family`` shapes of each family, deterministic in ``seed``."""
     if n_per_family < 1:
         raise InvalidInputError(f"n_per_family must be >= 1, got {n_per_family}")
-    return [make_shape(f, seed * 100_003 + i) for f in families for i in range(n_per_family)]
+    from equivision.data.seeds import derive_seed
+
+    return [make_shape(f, derive_seed(seed, i)) for f in families for i in range(n_per_family)]

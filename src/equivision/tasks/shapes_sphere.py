@@ -8,13 +8,15 @@ on the protocol's test signals (the best-checkpoint metric).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from equivision.data.registry import class_names
 from equivision.data.shapes_sphere import COLLECTIONS, PROTOCOLS, SphereDataConfig, make_sphere_split
 from equivision.errors import ConfigError
 from equivision.models.equirect_cnn import EquirectCNNConfig
@@ -23,33 +25,45 @@ from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
 
-@dataclass
-class _DataFields:
-    collection: str = "shapenet10"
-    protocol: str = "so3-so3"
-    bandwidth: int = 32
-    train_rotations: int = 16
-    test_rotations: int = 4
-    procedural_train_per_family: int = 12
-    procedural_test_per_family: int = 4
-    rotation_seed: int = 0
-    cache_dir: str = "runs/sphere-data"
+def _data_field_specs() -> list[tuple[str, typing.Any, typing.Any]]:
+    hints = typing.get_type_hints(SphereDataConfig)
+    return [(f.name, hints[f.name], field(default=f.default)) for f in fields(SphereDataConfig)]
 
-    def data_config(self) -> SphereDataConfig:
+
+# The data fields are SphereDataConfig's, flattened into the task's JSON object ("task":
+# {"collection": ..., "bandwidth": ...}) so each is defined once there. SphereDataConfig is
+# frozen (a cache key), which a mutable task config cannot inherit from; hence the generated
+# base. The task adds where the cache lives and the label order its checkpoints carry.
+_DataFieldsBase = make_dataclass("_DataFieldsBase", [
+    *_data_field_specs(),
+    ("cache_dir", str, field(default="runs/sphere-data")),
+    ("classes", list[str], field(default_factory=list)),
+])
+_DataFieldsBase.__module__ = __name__
+
+
+@dataclass
+class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
+    """The data fields (see :class:`~equivision.data.shapes_sphere.SphereDataConfig`), the
+    cache folder, and ``classes``: the label order of ``collection`` (filled from the
+    registry when empty, so run folders and exported checkpoints record it; a different
+    list is refused: the labels come from the registry)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "task")
         if self.collection not in COLLECTIONS or self.protocol not in PROTOCOLS:
             raise ConfigError(
                 f"task.collection must be one of {COLLECTIONS} and task.protocol one of {PROTOCOLS}"
             )
-        return SphereDataConfig(
-            self.collection,
-            self.protocol,
-            self.bandwidth,
-            self.train_rotations,
-            self.test_rotations,
-            self.procedural_train_per_family,
-            self.procedural_test_per_family,
-            self.rotation_seed,
-        )
+        expected = list(class_names(self.collection))
+        if not self.classes:
+            self.classes = expected
+        elif list(self.classes) != expected:
+            raise ConfigError(f"task.classes must be the label order of {self.collection} "
+                              f"({', '.join(expected)}) or empty, got {', '.join(self.classes)}")
+
+    def data_config(self) -> SphereDataConfig:
+        return SphereDataConfig(**{f.name: getattr(self, f.name) for f in fields(SphereDataConfig)})
 
 
 @dataclass
@@ -57,7 +71,7 @@ class ShapesSphereConfig(_DataFields):
     model: SphericalCNNConfig = field(default_factory=SphericalCNNConfig)
 
     def __post_init__(self) -> None:
-        check_fields(self, "task")
+        super().__post_init__()
         if self.model.bandwidths[0] != self.bandwidth:
             raise ConfigError(
                 f"task.model.bandwidths[0] ({self.model.bandwidths[0]}) must equal "
@@ -68,9 +82,6 @@ class ShapesSphereConfig(_DataFields):
 @dataclass
 class ShapesSphereBaselineConfig(_DataFields):
     model: EquirectCNNConfig = field(default_factory=EquirectCNNConfig)
-
-    def __post_init__(self) -> None:
-        check_fields(self, "task")
 
 
 @lru_cache(maxsize=4)
@@ -156,11 +167,7 @@ def run_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int 
     def job(seed: int, collection: str, model: str, training: str):
         def fn(run_dir):
             task = get_task(EXPERIMENT_MODELS[model])
-            from equivision.data import get_collection
-            from equivision.data.procedural import FAMILIES
-
-            classes = get_collection("shapenet10").classes if collection == "shapenet10" else FAMILIES
-            n_classes = len(classes)
+            n_classes = len(class_names(collection))
             task_cfg = {"collection": collection, "protocol": EXPERIMENT_TRAINING[training][0],
                         **EXPERIMENT_DATA[collection],
                         "model": {"num_classes": n_classes, "dropout": 0.1}}
