@@ -3,14 +3,16 @@ far-off coordinates give the same answers as centred ones, --help starts without
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from equivision.cli import check_device, main
-from equivision.errors import InvalidInputError
+from equivision.errors import DegenerateGeometryError, InvalidInputError
 
 
 def run(argv, capsys):
@@ -167,3 +169,120 @@ def test_public_api_still_importable():
 
     assert issubclass(equivision.EquivisionError, Exception)
     assert isinstance(equivision.__version__, str)
+
+
+# --- far from the origin: centre and scale in float64 ------------------------------------
+
+OFFSET = 1e6
+
+
+def _chair_cloud(chair_path, n: int) -> np.ndarray:
+    import trimesh
+
+    tm = trimesh.load(chair_path, process=False)
+    pts, _ = trimesh.sample.sample_surface(tm, n, seed=0)
+    return np.asarray(pts, dtype=np.float64)
+
+
+def test_offset_cloud_reconstructs_the_same(capsys, tmp_path, chair_path):
+    from equivision.io import load_mesh
+
+    pts = _chair_cloud(chair_path, 2000)
+    meshes, lines = [], []
+    for name, shift in (("near", 0.0), ("far", OFFSET)):
+        np.savetxt(tmp_path / f"{name}.xyz", pts + shift, fmt="%.17g")
+        out = tmp_path / f"{name}.ply"
+        code, text, err = run(["reconstruct", tmp_path / f"{name}.xyz", "-o", out, "-r", 32,
+                               "--precision", "float32"], capsys)
+        assert code == 0, err
+        lines.append(" ".join(text.split()).split(" in ")[0])  # "N points → F faces at resolution 32"
+        meshes.append(load_mesh(out, dtype=torch.float64))
+    assert lines[0] == lines[1] and lines[0].startswith("2000 points"), lines
+    near, far = meshes
+    assert torch.equal(near.faces, far.faces)
+    # the centred coordinates go through float32 once: about 1e-7 of the unit box
+    assert float((far.vertices - OFFSET - near.vertices).abs().max()) < 1e-4
+
+
+def test_offset_mesh_keeps_its_vertices_and_class(capsys, tmp_path, chair_path):
+    from equivision.io import load_mesh, save_mesh
+    from equivision.io.meshes import Mesh
+
+    m = load_mesh(chair_path, dtype=torch.float64)
+    far_path = tmp_path / "far.ply"
+    save_mesh(Mesh(m.vertices + OFFSET, m.faces), far_path)  # PLY with double vertices
+    far = load_mesh(far_path, dtype=torch.float64)
+    assert float((far.vertices - OFFSET - m.vertices).abs().max()) < 1e-9
+    assert len(torch.unique(far.vertices, dim=0)) == len(torch.unique(m.vertices, dim=0))
+    outs = []
+    for p in (chair_path, far_path):
+        code, out, err = run(["classify", p, "--json"], capsys)
+        assert code == 0, err
+        outs.append(json.loads(out))
+    for c in outs[0]:
+        assert outs[1][c] == pytest.approx(outs[0][c], abs=1e-5), c
+
+
+def test_normalize_points_centres_in_float64():
+    from equivision.geometry import normalize_points
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(500, 3, generator=g, dtype=torch.float64)
+    unit, center, _ = normalize_points(p + OFFSET)
+    ref, _, _ = normalize_points(p)
+    assert unit.dtype == center.dtype == torch.float64
+    assert float((unit - ref).abs().max()) < 1e-9
+    unit32, c32, s32 = normalize_points(p.float())
+    assert unit32.dtype == c32.dtype == s32.dtype == torch.float32
+
+
+# --- degenerate relative to its own size -------------------------------------------------
+
+
+def _line_mesh(noise: float, scale: float = 1.0):
+    from equivision.io.meshes import Mesh
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.linspace(0, 1, 40, dtype=torch.float64)
+    v = torch.stack([t, 2 * t, 3 * t], 1) * scale
+    v = v + noise * scale * torch.randn(v.shape, generator=g, dtype=torch.float64)
+    f = torch.stack([torch.arange(38), torch.arange(1, 39), torch.arange(2, 40)], 1)
+    return Mesh(v, f)
+
+
+def test_collinear_mesh_is_refused_at_any_scale():
+    from equivision.geometry.normalize import check_mesh_area
+    from equivision.io.meshes import Mesh
+
+    for noise in (0.0, 1e-7):
+        for scale in (1e-3, 1.0, 1e4):
+            with pytest.raises(DegenerateGeometryError, match="almost no surface"):
+                check_mesh_area(_line_mesh(noise, scale))
+    # a flat square has area: classification and ray casting handle it
+    sq = Mesh(torch.tensor([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=torch.float64) * 1e-3,
+              torch.tensor([[0, 1, 2], [0, 2, 3]]))
+    assert check_mesh_area(sq) == pytest.approx(1.0)
+
+
+def test_classify_refuses_a_collinear_mesh(capsys, tmp_path, data_root):
+    from equivision.io import save_mesh
+
+    p = tmp_path / "line.ply"
+    save_mesh(_line_mesh(1e-7), p)
+    code, _, err = run(["classify", p], capsys)
+    assert_one_line_error(code, err, "almost no surface")
+
+
+def test_reconstruction_refuses_a_line_but_takes_a_flat_square():
+    from equivision.pipelines.reconstruct import check_cloud_for_surface
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(300, 1, generator=g, dtype=torch.float64)
+    for shift in (0.0, OFFSET):
+        line = t * torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64) + shift
+        line = line + 1e-9 * torch.randn(line.shape, generator=g, dtype=torch.float64)
+        with pytest.raises(DegenerateGeometryError, match="one line"):
+            check_cloud_for_surface(line, 8)
+        square = torch.cat([torch.rand(300, 2, generator=g, dtype=torch.float64),
+                            torch.zeros(300, 1, dtype=torch.float64)], 1) + shift
+        assert check_cloud_for_surface(square, 8).shape == (300, 3)

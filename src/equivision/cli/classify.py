@@ -25,13 +25,14 @@ def classify(
 ) -> None:
     """Classify a mesh with the spherical CNN (its answer does not depend on the mesh's pose)."""
     device = check_device(device)
+    import torch
     from rich.table import Table
 
     from equivision.io import load_mesh
     from equivision.pipelines.classify import classify_mesh, load_classifier
 
     net, classes = load_classifier(model, device)
-    result = classify_mesh(load_mesh(mesh), net, classes)
+    result = classify_mesh(load_mesh(mesh, dtype=torch.float64), net, classes)
     if as_json:
         console.print_json(
             json.dumps({c: float(p) for c, p in zip(classes, result.probabilities, strict=True)})

@@ -28,7 +28,7 @@ def _load_prediction(path: Path):
     if suffix in CLOUD_FORMATS and suffix not in MESH_FORMATS:
         return load_point_cloud(path, dtype=torch.float64)
     try:
-        return load_mesh(path)
+        return load_mesh(path, dtype=torch.float64)
     except DegenerateGeometryError as e:
         if "no faces" not in str(e):
             raise
@@ -76,11 +76,13 @@ def evaluate(
     bad = [t for t in threshold if not (math.isfinite(t) and t > 0)]
     if bad:
         fail(f"--threshold values must be positive and finite, got {', '.join(str(t) for t in bad)}")
+    import torch
+
     from equivision.io import Mesh, load_mesh
     from equivision.metrics import DEFAULT_THRESHOLDS, evaluate_reconstruction
 
     threshold = threshold or list(DEFAULT_THRESHOLDS)
-    ref_mesh = load_mesh(reference)
+    ref_mesh = load_mesh(reference, dtype=torch.float64)  # normalised in float64 by the metrics
     pred_obj = _load_prediction(pred)
     m = evaluate_reconstruction(pred_obj, ref_mesh, n_points=points, emd_points=emd_points,
                                 thresholds=threshold, seed=seed)

@@ -52,7 +52,7 @@ def reconstruct(
 
     if precision not in dtypes:
         fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
-    points, _ = load_point_cloud(cloud)
+    points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     net = load(model, model="peif", device=device)
     t0 = time.perf_counter()
     columns = (

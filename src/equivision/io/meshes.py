@@ -117,7 +117,29 @@ def save_mesh(mesh: Mesh, path: str | os.PathLike[str], *, overwrite: bool = Fal
     p = Path(path)
     if p.suffix.lower() not in MESH_FORMATS:
         raise UnsupportedFormatError(f"cannot write meshes as '{p.suffix}'; use one of {MESH_FORMATS}")
+    if p.suffix.lower() == ".ply" and mesh.vertices.dtype == torch.float64:
+        # trimesh writes PLY vertices as float32; far from the origin that moves them
+        with atomic_path(p, overwrite=overwrite) as tmp:
+            _write_ply_float64(mesh, tmp)
+        return p
     tm = mesh.to_trimesh()
     with atomic_path(p, overwrite=overwrite) as tmp:
         tm.export(tmp, file_type=p.suffix.lower().lstrip("."))
     return p
+
+
+def _write_ply_float64(mesh: Mesh, path: str | os.PathLike[str]) -> None:
+    """Binary little-endian PLY with ``double`` vertices and ``int`` triangle lists."""
+    v = mesh.vertices.detach().cpu().double().numpy()
+    f = mesh.faces.detach().cpu().numpy()
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment written by equivision\n"
+        f"element vertex {len(v)}\nproperty double x\nproperty double y\nproperty double z\n"
+        f"element face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    faces = np.empty(len(f), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
+    faces["n"], faces["idx"] = 3, f
+    with open(path, "wb") as out:
+        out.write(header.encode("ascii"))
+        out.write(v.astype("<f8").tobytes())
+        out.write(faces.tobytes())
