@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from equivision._validation import require_positive
+from equivision.data.seeds import stream_seed
 from equivision.errors import ConfigError
 from equivision.models.peif import PEIFConfig
 from equivision.recon.data import PrepConfig, load_prepared
@@ -92,7 +93,7 @@ class PatchQueries(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         data = load_prepared(self.paths[i % len(self.paths)])
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        g = torch.Generator().manual_seed(stream_seed(self.seed, i))
         q_all = data["queries"].shape[0]
         pick = torch.randperm(q_all, generator=g)[: self.n_q]
         if len(pick) < self.n_q:
