@@ -19,16 +19,19 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
 ) -> None:
     """Run every capability on embedded defaults and write runs/demo/report.md with figures."""
+    from equivision.io import OutputSpec, atomic_directory, check_outputs
+
     device = check_device(device)
+    check_outputs([OutputSpec("--out", out, folder_kind="demo")], overwrite=overwrite)
     import torch
 
     from equivision.demo import DemoContext, run_demo
-    from equivision.io import atomic_directory
 
     root = find_data_root()
     if root is None:
         console.print("no shared data found: using procedural shapes and font-drawn digits")
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    # marked as a demo folder, so a later --overwrite may replace it (and nothing else)
+    with atomic_directory(out, overwrite=overwrite, kind="demo") as tmp:
         ctx = DemoContext(out_dir=tmp, data_root=root, device=torch.device(device), seed=seed)
         # style=, not markup: log lines carry paths and values
         result = run_demo(ctx, only=only or None, log=lambda m: console.print(m, style="dim"))

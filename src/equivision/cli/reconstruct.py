@@ -37,16 +37,22 @@ def reconstruct(
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from equivision.io import check_writable, load_point_cloud, save_mesh
+    from equivision.io import (
+        MESH_FORMATS,
+        OutputSpec,
+        atomic_paths,
+        check_outputs,
+        load_point_cloud,
+        save_mesh,
+    )
     from equivision.models import load
     from equivision.pipelines.reconstruct import check_resolution, save_preview
     from equivision.pipelines.reconstruct import reconstruct as run
 
     device = check_device(device)
     check_resolution(resolution)
-    check_writable(out, overwrite)
-    if preview is not None:
-        check_writable(preview, overwrite)
+    check_outputs([OutputSpec("--out", out, MESH_FORMATS), OutputSpec("--preview", preview, (".png",))],
+                  overwrite=overwrite)
     from equivision.recon.predict import COMPUTE_DTYPES as dtypes
     from equivision.recon.predict import inference_dtype
 
@@ -72,9 +78,11 @@ def reconstruct(
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, dtypes[precision])).removeprefix("torch.")
-    save_mesh(result.mesh, out, overwrite=overwrite)
-    if preview is not None:
-        save_preview(points, result.mesh, preview, title=f"{cloud.name} → {out.name}")
+    # both files or neither: a failed preview must not leave a new mesh behind
+    with atomic_paths([out] if preview is None else [out, preview], overwrite=overwrite) as tmps:
+        save_mesh(result.mesh, tmps[0], overwrite=True)
+        if preview is not None:
+            save_preview(points, result.mesh, tmps[1], title=f"{cloud.name} → {out.name}")
     console.print(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "

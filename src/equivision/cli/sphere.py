@@ -69,19 +69,20 @@ def sphere(
     import numpy as np
 
     from equivision.geometry.raycast import embree_available, raycast_sphere
-    from equivision.io import atomic_path, check_writable, load_mesh
+    from equivision.io import OutputSpec, atomic_paths, check_outputs, load_mesh
 
-    check_writable(out, overwrite)
-    if signal is not None:
-        check_writable(signal, overwrite)
+    check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--signal", signal, (".npy",))],
+                  overwrite=overwrite)
     m = load_mesh(mesh)
     sig = raycast_sphere(m, bandwidth)
-    render_sphere_signal(
-        sig, out, f"{mesh.name}: bandwidth {bandwidth}, {2 * bandwidth}×{2 * bandwidth} rays"
-    )
-    if signal is not None:
-        with atomic_path(signal, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
-            np.save(f, sig.numpy())
+    # both files or neither: a failed signal file must not leave a new picture behind
+    with atomic_paths([out] if signal is None else [out, signal], overwrite=overwrite) as tmps:
+        render_sphere_signal(
+            sig, tmps[0], f"{mesh.name}: bandwidth {bandwidth}, {2 * bandwidth}×{2 * bandwidth} rays"
+        )
+        if signal is not None:
+            with open(tmps[1], "wb") as f:
+                np.save(f, sig.numpy())
     hit = float((sig[0] < 2).float().mean()) * 100
     console.print(
         f"ray-cast {len(m.faces)} faces at B = {bandwidth} "

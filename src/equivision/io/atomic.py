@@ -251,25 +251,20 @@ class OutputSpec(NamedTuple):
 def check_outputs(outputs: Sequence[OutputSpec], *, overwrite: bool) -> list[Path | None]:
     """Validate every output of one command before any work; outputs whose path is None are
     skipped. Returns the paths (None kept). Raises a typed error naming the option."""
-    seen: list[tuple[str, Path]] = []
-    result: list[Path | None] = []
-    for spec in outputs:
-        if spec.path is None:
-            result.append(None)
-            continue
-        p = Path(spec.path)
-        if spec.suffixes is not None and p.suffix.lower() not in spec.suffixes:
-            raise UnsupportedFormatError(f"{spec.label} {p}: cannot write '{p.suffix}' here; use "
-                                         f"{' or '.join(spec.suffixes)}")
-        for label, q in seen:
+    given = [(spec, Path(spec.path)) for spec in outputs if spec.path is not None]
+    for i, (spec, p) in enumerate(given):  # a clash first: it explains a wrong suffix too
+        for other, q in given[:i]:
             same = p.resolve() == q.resolve()
             if not same and p.exists() and q.exists():
                 with contextlib.suppress(OSError):
                     same = os.path.samefile(p, q)
             if same:
-                raise OutputClashError(f"{label} and {spec.label} are the same path ({p}); give "
+                raise OutputClashError(f"{other.label} and {spec.label} are the same path ({p}); give "
                                        "each output its own file")
-        seen.append((spec.label, p))
+    for spec, p in given:
+        if spec.suffixes is not None and p.suffix.lower() not in spec.suffixes:
+            raise UnsupportedFormatError(f"{spec.label} {p}: cannot write '{p.suffix}' here; use "
+                                         f"{' or '.join(spec.suffixes)}")
         if spec.folder_kind is not None:
             check_folder_output(p, spec.folder_kind, overwrite, what=spec.label)
         else:
@@ -278,8 +273,7 @@ def check_outputs(outputs: Sequence[OutputSpec], *, overwrite: bool) -> list[Pat
             except (OutputExistsError, DataFileNotFoundError) as e:
                 raise type(e)(f"{spec.label}: {e}") from e
             _probe_writable(p.parent)
-        result.append(p)
-    return result
+    return [None if spec.path is None else Path(spec.path) for spec in outputs]
 
 
 # ----------------------------------------------------------------------------- writers

@@ -37,7 +37,6 @@ import torch
 
 from equivision._registry import import_each
 from equivision.errors import CheckpointError, ConfigError, UnknownDatasetError
-from equivision.io import atomic_path
 from equivision.models.weights import (
     check_compatible,
     file_sha256,
@@ -221,27 +220,30 @@ def export_pretrained(run_dir: str | os.PathLike[str], name: str,
                       out_dir: str | os.PathLike[str] = PRETRAINED_DIR, *,
                       checkpoint: str | int = "best", note: str = "",
                       overwrite: bool = False) -> Path:
-    """Write ``<out_dir>/<name>.json`` + ``<name>.safetensors`` from a run's checkpoint."""
+    """Write ``<out_dir>/<name>.json`` + ``<name>.safetensors`` from a run's checkpoint: both
+    or neither; both outputs are checked before the checkpoint is read."""
+    from equivision.errors import InvalidInputError
+    from equivision.io import OutputSpec, atomic_paths, check_outputs
     from equivision.training.checkpoint import find_checkpoint
 
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        raise InvalidInputError(f"pretrained name {name!r} must be a plain file name "
+                                "(no '/', no leading '.')")
+    out = Path(out_dir)
+    weights, meta_path = out / f"{name}.safetensors", out / f"{name}.json"
+    check_outputs([OutputSpec("weights", weights), OutputSpec("metadata", meta_path)], overwrite=overwrite)
     info = find_checkpoint(Path(run_dir), checkpoint)
     tensors = read_tensors(info.path / "model.safetensors",
                            sha256=info.meta["files"]["model.safetensors"]["sha256"])
     net = build_model(info.meta["model"]["name"], info.meta["model"]["config"])
     check_compatible(net, tensors, str(info.path))
-    out = Path(out_dir)
-    weights = out / f"{name}.safetensors"
-    if weights.exists() and not overwrite:
-        from equivision.errors import OutputExistsError
-
-        raise OutputExistsError(f"{weights} already exists; pass overwrite=True to replace it")
-    save_tensors(tensors, weights)
-    meta = {"format": PRETRAINED_FORMAT, "model": info.meta["model"],
-            "sha256": file_sha256(weights), "task": info.meta.get("task"),
-            "step": info.step, "metrics": info.meta.get("metrics", {}), "note": note,
-            "config": info.meta.get("config")}
-    with atomic_path(out / f"{name}.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    with atomic_paths([weights, meta_path], overwrite=overwrite) as (tmp_weights, tmp_meta):
+        save_tensors(tensors, tmp_weights)
+        meta = {"format": PRETRAINED_FORMAT, "model": info.meta["model"],
+                "sha256": file_sha256(tmp_weights), "task": info.meta.get("task"),
+                "step": info.step, "metrics": info.meta.get("metrics", {}), "note": note,
+                "config": info.meta.get("config")}
+        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return weights
 
 
