@@ -6,7 +6,10 @@
   network simplex ``ot.emd2`` (same value; the anchor).
 * The whole protocol (normalise, 2 × 100k samples, all metrics, EMD) on one real mesh.
 
-    .venv/bin/python benchmarks/metrics.py [--points 100000] [--skip-brute] [--threads N]
+    .venv/bin/python benchmarks/metrics.py [--points 100000] [--skip-brute] [--threads N] [--quick]
+        [--jsonl PATH]
+
+``--quick``: 20,000 points (the brute-force anchor then takes seconds instead of minutes).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _results import RowWriter, add_jsonl_option
 from equivision.metrics import earth_movers_distance, evaluate_reconstruction, point_set_metrics
 
 
@@ -45,12 +49,17 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--skip-brute", action="store_true", help="skip the slow brute-force anchor")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--quick", action="store_true", help="20,000 points instead of --points")
+    add_jsonl_option(ap, "metrics")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     console = Console()
     rng = np.random.default_rng(0)
-    n = args.points
+    n = 20_000 if args.quick else args.points
+    out = RowWriter("metrics", args.jsonl, dtype="float64", mode="quick" if args.quick else "full",
+                    settings={"points": n})
+    t_bf = None
     a = rng.random((n, 3))
     b = a + rng.normal(scale=0.004, size=(n, 3))
     t_kd, m = timed(lambda: point_set_metrics(a, b))
@@ -64,6 +73,8 @@ def main() -> None:
         t.add_row("brute force (torch.cdist, float32) (anchor)", f"{t_bf:.3f}", f"{cd:.6f}", f"{f:.4f}",
                   f"{t_bf / t_kd:.1f}×")
     console.print(t)
+    out.add(f"Chamfer-L1 + F-score, {n:,} vs {n:,} points", t_kd, "s", higher_is_better=False,
+            anchor=None if t_bf is None else "brute force torch.cdist + min (float32)", anchor_figure=t_bf)
 
     import ot
 
@@ -82,6 +93,8 @@ def main() -> None:
     t.add_row("equivision (scipy linear_sum_assignment)", f"{t_lsa:.3f}", f"{e1:.6f}", "1.00×")
     t.add_row("POT ot.emd2 (anchor)", f"{t_pot:.3f}", f"{e2:.6f}", f"{t_pot / t_lsa:.2f}×")
     console.print(t)
+    out.add(f"exact EMD, {k:,} vs {k:,} points", t_lsa, "s", higher_is_better=False,
+            anchor="POT ot.emd2", anchor_figure=t_pot)
 
     from equivision.data import find_data_root, mesh_files
     from equivision.data.procedural import make_shape
@@ -98,6 +111,9 @@ def main() -> None:
     t_all, r = timed(lambda: evaluate_reconstruction(pred, ref), repeats=1)
     console.print(f"full protocol on {name} ({len(ref.faces):,} faces, 100k samples each, EMD on 2,048): "
                   f"{t_all:.2f} s — CD-L1×100 {r.cd_l1_x100:.4f}, F@1% {r.fscore[0.01]:.4f}")
+    out.add(f"whole protocol on {name.split('_')[0]} ({len(ref.faces):,} faces)", t_all, "s",
+            higher_is_better=False)
+    print(f"{out.count} rows appended to {args.jsonl}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ degenerate cases) with either the closed-form 3×3 eigensolver or batched ``eigh
 patch search and the exact closest points used to prepare training data.
 
     .venv/bin/python benchmarks/reconstruction_frames.py [--patches 262144] [--k 32] [--threads N]
+        [--device cuda] [--quick] [--jsonl PATH]
+
+``--quick``: 32,768 patches instead of ``--patches``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _results import RowWriter, add_jsonl_option
 from equivision.data.procedural import make_shape
 from equivision.geometry import sample_surface_uniform
 from equivision.recon import knn_patches, local_frames
@@ -43,7 +47,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--quick", action="store_true", help="32,768 patches instead of --patches")
+    add_jsonl_option(ap, "reconstruction_frames")
     args = ap.parse_args()
+    if args.quick:
+        args.patches = 32_768
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -79,6 +87,15 @@ def main() -> None:
     f = local_frames(patches, queries)
     share = float((f.status != 0).float().mean())
     console.print(f"patches on the degenerate-case route: {100 * share:.2f}%")
+    out = RowWriter("reconstruction_frames", args.jsonl, device=dev, dtype="float32 patches",
+                    mode="quick" if args.quick else "full", settings={"patches": args.patches, "k": args.k})
+    n = f"{args.patches:,} patches, K = {args.k}"
+    out.add(f"K-NN patch search (cKDTree), {n}", args.patches / rows[0][1], "patches/s",
+            higher_is_better=True)
+    for name, sec in rows[2:]:
+        out.add(f"{name}, {n}", args.patches / sec, "patches/s", higher_is_better=True,
+                anchor="batched SVD (paper)", anchor_figure=args.patches / anchor,
+                degenerate_share=share)
 
     # exact closest points for training data (unit-box torus mesh, near-surface queries)
     n_q = 16_384
@@ -87,6 +104,9 @@ def main() -> None:
     t_cp = timed(lambda: closest_points_on_mesh(mesh64, qd), repeats=1)
     console.print(f"exact closest points: {n_q:,} queries on a {len(mesh.faces):,}-face mesh in "
                   f"{t_cp:.2f} s ({n_q / t_cp:,.0f} queries/s)")
+    out.add(f"exact closest points, {n_q:,} queries, {len(mesh.faces):,}-face mesh", n_q / t_cp,
+            "queries/s", higher_is_better=True)
+    print(f"{out.count} rows appended to {args.jsonl}")
 
 
 if __name__ == "__main__":

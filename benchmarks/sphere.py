@@ -1,9 +1,10 @@
 """Benchmark of the sphere and SO(3) engine against torch-harmonics and e3nn, side by side.
 
 Run: ``.venv/bin/python benchmarks/sphere.py`` (add ``--quick`` for a short run). Prints tables
-to stdout and writes nothing. Timings are wall-clock medians over interleaved repeats (ours
-and theirs alternate, so load from other processes hits both alike), with torch's default
-thread count; peak memory is the peak resident set of a fresh child process.
+to stdout and appends its rows to ``--jsonl`` (default ``benchmarks/results/sphere.jsonl``).
+Timings are wall-clock medians over interleaved repeats (ours and theirs alternate, so load
+from other processes hits both alike), with torch's default thread count; peak memory is the
+peak resident set of a fresh child process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 
+from _results import RowWriter, add_jsonl_option
 from _timing import interleaved_medians
 from equivision.groups import SO3
 from equivision.sphere import align, isht, rotate, sht
@@ -29,7 +31,7 @@ def _median_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, 
     return {k: 1e3 * v for k, v in interleaved_medians(fns, repeats).items()}
 
 
-def bench_sht(sizes: list[int], repeats: int) -> None:
+def bench_sht(sizes: list[int], repeats: int, out: RowWriter) -> None:
     th = import_torch_harmonics()
     from e3nn import o3
 
@@ -64,6 +66,10 @@ def bench_sht(sizes: list[int], repeats: int) -> None:
         err = float((sht(isht(sht(x))) - sht(x)).abs().max())
         print(f"| {n}² | {res['ours']:.1f} ms | {res['th']:.1f} ms | {res['th'] / res['ours']:.2f} | "
               f"{e3_txt} | {e3_ratio} | {setup_ours:.2f} s | {setup_th:.2f} s | {setup_e3} | {err:.1e} |")
+        out.add(f"SHT forward + inverse, 512 signals, {n}² grid", res["ours"], "ms", higher_is_better=False,
+                anchor="torch-harmonics RealSHT + InverseRealSHT", anchor_figure=res["th"],
+                e3nn_ms=res.get("e3nn"), setup_s={"ours": setup_ours, "th": setup_th},
+                round_trip_error=err)
 
 
 def _pair(b: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -98,7 +104,7 @@ def _e3nn_brute_force(f: torch.Tensor, g: torch.Tensor, rots: torch.Tensor, chun
     return best_r
 
 
-def bench_align(sizes: list[int], repeats: int, brute_n: int) -> None:
+def bench_align(sizes: list[int], repeats: int, brute_n: int, out: RowWriter) -> None:
     print("\n## SO(3) search for one 32-channel pair, float32\n")
     print("| B | align (grid only) | align (refined) | error grid-only | error refined "
           "| grid points |")
@@ -111,6 +117,8 @@ def bench_align(sizes: list[int], repeats: int, brute_n: int) -> None:
         e1 = float(SO3.geodesic_distance(align(f, g)[0].double(), r.double())) * 180 / math.pi
         print(f"| {b} | {res['grid']:.1f} ms | {res['ref']:.1f} ms | {e0:.3f}° | {e1:.1e}° "
               f"| {(2 * b) ** 3:,} |")
+        out.add(f"align, grid only, B = {b}", res["grid"], "ms", higher_is_better=False, error_deg=e0)
+        out.add(f"align, refined, B = {b}", res["ref"], "ms", higher_is_better=False, error_deg=e1)
 
     b = 12  # e3nn's spherical harmonics stop at l = 12
     f, g, r = _pair(b, 100)
@@ -128,6 +136,9 @@ def bench_align(sizes: list[int], repeats: int, brute_n: int) -> None:
           f"{1e6 * per_rot_ours:.3f} µs for the SO(3) FFT grid ({(2 * b) ** 3:,} rotations in "
           f"{1e3 * t_ours:.1f} ms): ratio {per_rot_bf / per_rot_ours:,.0f}×; the same "
           f"{(2 * b) ** 3:,}-rotation search by brute force would take ≈ {per_rot_bf * (2 * b) ** 3:.0f} s")
+    out.add(f"SO(3) search per rotation, B = {b}", 1e6 * per_rot_ours, "µs/rotation", higher_is_better=False,
+            anchor=f"e3nn Wigner-D brute force, {brute_n:,} rotations", anchor_figure=1e6 * per_rot_bf,
+            anchor_error_deg=e_bf)
 
 
 def _rss_mib() -> float:
@@ -158,7 +169,7 @@ def _peak_child(q, b: int, n_pairs: int) -> None:
     q.put((peak[0] - base, base))
 
 
-def bench_batched(b: int, n_pairs: int, repeats: int) -> None:
+def bench_batched(b: int, n_pairs: int, repeats: int, out: RowWriter) -> None:
     f = torch.stack([_pair(b, s)[0] for s in range(n_pairs)])
     g = torch.stack([_pair(b, s)[1] for s in range(n_pairs)])
     res = _median_ms({"one": lambda: align(f[0], g[0]), "batch": lambda: align(f, g)}, repeats)
@@ -173,21 +184,28 @@ def bench_batched(b: int, n_pairs: int, repeats: int) -> None:
           f"{res['batch']:.1f} ms ({1e3 * n_pairs / res['batch']:.1f} pairs/s); "
           f"peak resident memory of the batched call: {mem:.0f} MiB above a {base:.0f} MiB baseline "
           "(sampled every 0.5 ms)")
+    out.add(f"batched align, B = {b}, {n_pairs} pairs in one call", 1e3 * n_pairs / res["batch"], "pairs/s",
+            higher_is_better=True, anchor="one pair per call", anchor_figure=1e3 / res["one"],
+            peak_mib_above_baseline=mem)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_jsonl_option(ap, "sphere")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     reps = 3 if args.quick else 7
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
-    bench_sht([32, 64] if args.quick else [32, 64, 128], reps)
-    bench_align([16, 32] if args.quick else [16, 32, 64], reps, brute_n=1024 if args.quick else 4096)
-    bench_batched(32, 16, reps)
+    out = RowWriter("sphere", args.jsonl, dtype="float32", mode="quick" if args.quick else "full",
+                    settings={"repeats": reps})
+    bench_sht([32, 64] if args.quick else [32, 64, 128], reps, out)
+    bench_align([16, 32] if args.quick else [16, 32, 64], reps, brute_n=1024 if args.quick else 4096, out=out)
+    bench_batched(32, 16, reps, out)
+    print(f"\n{out.count} rows appended to {args.jsonl}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Benchmark of the spherical-CNN pipeline: ray casting and network training throughput.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/spherical_cnn.py`` (``--quick`` for a
-short run, ``--device cuda`` on a GPU). Prints two tables and writes nothing:
+short run, ``--device cuda`` on a GPU). Prints two tables and appends their rows to ``--jsonl``
+(default ``benchmarks/results/spherical_cnn.jsonl``):
 
 1. Ray casting (:func:`equivision.geometry.raycast_sphere`), meshes × rotations per second at
    bandwidth 32 and 64, with Intel Embree (``embreex``, through trimesh) against the two
@@ -26,6 +27,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from _results import RowWriter, add_jsonl_option
 from _timing import interleaved_medians
 from equivision.geometry.raycast import (
     embree_available,
@@ -60,7 +62,7 @@ def benchmark_meshes(n: int) -> tuple[list[Mesh], str]:
         return meshes, f"{n} procedural shapes"
 
 
-def bench_raycast(bandwidths: list[int], n_meshes: int, n_rot: int, repeats: int) -> None:
+def bench_raycast(bandwidths: list[int], n_meshes: int, n_rot: int, repeats: int, out: RowWriter) -> None:
     meshes, what = benchmark_meshes(n_meshes)
     rots = SO3().random(n_rot, seed=0, dtype=torch.float64)
     # the brute-force fallback costs rays × faces: time it once on the first mesh and 4 rotations
@@ -80,11 +82,17 @@ def bench_raycast(bandwidths: list[int], n_meshes: int, n_rot: int, repeats: int
         mid = [raycast_sphere(m, b, rotations=rots, hits=first_hits_through_point) for m in meshes]
         bucketed = n_meshes * n_rot / (time.perf_counter() - t0)
         diff = float((mid[0][: len(few)] - slow).abs().max())
+        case = f"ray casting, B = {b}, {what} × {n_rot} rotations"
+        out.add(f"{case}, bucketed torch", bucketed, "meshes×rotations/s", higher_is_better=True,
+                anchor="brute-force torch (first mesh × 4 rotations)", anchor_figure=brute,
+                max_abs_diff=diff)
         if embree_available():
             cast = lambda b=b: [raycast_sphere(m, b, rotations=rots, hits=first_hits_embree)  # noqa: E731
                                 for m in meshes]
             t = interleaved_medians({"embree": cast}, repeats)
             fast = n_meshes * n_rot / t["embree"]
+            out.add(f"{case}, Embree", fast, "meshes×rotations/s", higher_is_better=True,
+                    anchor="bucketed torch", anchor_figure=bucketed)
             e_cells = f"{fast:.1f} | {bucketed:.2f} | {brute:.3f} | {fast / bucketed:.0f}×"
         else:
             e_cells = f"— | {bucketed:.2f} | {brute:.3f} | —"
@@ -122,7 +130,8 @@ def with_torch_harmonics_convs(model: nn.Module) -> nn.Module:
     return model
 
 
-def bench_network(bandwidths: list[int], batch: int, repeats: int, device: torch.device) -> None:
+def bench_network(bandwidths: list[int], batch: int, repeats: int, device: torch.device,
+                  out: RowWriter) -> None:
     print(f"\n## Spherical CNN forward + backward, batch {batch}, float32, {device.type}: "
           "signals per second\n")
     print("| bandwidth | equivision | torch-harmonics convs | ratio ours/th | parameters ours | "
@@ -145,20 +154,33 @@ def bench_network(bandwidths: list[int], batch: int, repeats: int, device: torch
         t = interleaved_medians({"ours": lambda o=ours: step(o), "th": lambda o=theirs: step(o)}, repeats)
         print(f"| {b} | {batch / t['ours']:.1f} | {batch / t['th']:.1f} | "
               f"{t['th'] / t['ours']:.2f}× | {count_parameters(ours):,} | {count_parameters(theirs):,} |")
+        out.add(f"SphericalCNN forward + backward, B = {b}, batch {batch}", batch / t["ours"], "signals/s",
+                higher_is_better=True, anchor="same network, torch-harmonics SpectralConvS2",
+                anchor_figure=batch / t["th"],
+                parameters={"ours": count_parameters(ours), "th": count_parameters(theirs)})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer meshes and repeats")
+    ap.add_argument("--quick", action="store_true", help="fewer meshes and repeats, rays at B = 32 only")
     ap.add_argument("--device", default="cpu", help="device of the network benchmark")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_jsonl_option(ap, "spherical_cnn")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 7
+    dev = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    bench_raycast([32, 64], 2 if args.quick else 4, 16, repeats)
-    bench_network([32, 64], 16, repeats, torch.device(args.device))
+    mode = "quick" if args.quick else "full"
+    settings = {"repeats": repeats}
+    # ray casting always runs on the CPU; only the network follows --device
+    rays = RowWriter("spherical_cnn", args.jsonl, dtype="float64 geometry", mode=mode, settings=settings)
+    # quick: B = 32 only (the torch fallbacks at B = 64 take minutes on a small CPU)
+    bench_raycast([32] if args.quick else [32, 64], 2 if args.quick else 4, 16, repeats, rays)
+    net = RowWriter("spherical_cnn", args.jsonl, device=dev, dtype="float32", mode=mode, settings=settings)
+    bench_network([32, 64], 16, repeats, dev, net)
+    print(f"\n{rays.count + net.count} rows appended to {args.jsonl}")
 
 
 if __name__ == "__main__":
