@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,12 +82,42 @@ def _check_readable(path: str | os.PathLike[str], formats: tuple[str, ...], what
     return p
 
 
+_OBJ_ZERO_INDEX = re.compile(rb"^[ \t]*f[ \t].*?(?<![\w.+-])0(?:/|[ \t]|\r?$)", re.MULTILINE)
+
+
+def _precheck_mesh_file(p: Path) -> None:
+    """Refuse what trimesh would misread or report confusingly: a binary STL whose triangle
+    count does not match its size (trimesh then retries it as text), and OBJ faces with
+    index 0 (OBJ counts from 1; trimesh would silently wrap 0 to the last vertex)."""
+    suffix = p.suffix.lower()
+    if suffix == ".stl":
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(84)
+        if head.lstrip()[:5].lower() == b"solid":
+            return  # ASCII STL, or a binary one whose comment starts with 'solid': trimesh tells
+        if size < 84:
+            raise CorruptFileError(f"{p}: binary STL is truncated ({size} bytes, the header alone is 84)")
+        count = int.from_bytes(head[80:84], "little")
+        if 84 + 50 * count != size:
+            raise CorruptFileError(f"{p}: binary STL header claims {count} triangles "
+                                   f"({84 + 50 * count} bytes) but the file has {size} bytes")
+    elif suffix == ".obj":
+        with open(p, "rb") as f:
+            text = f.read()
+        m = _OBJ_ZERO_INDEX.search(text)
+        if m is not None:
+            line = text[: m.start()].count(b"\n") + 1
+            raise CorruptFileError(f"{p}: line {line}: OBJ face index 0 (indices start at 1)")
+
+
 def load_mesh(path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32) -> Mesh:
     """Read a triangle mesh (PLY, OBJ, OFF, STL, GLB). Multi-part scenes are concatenated;
     polygons are triangulated. Raises a typed error for missing, corrupt or empty files."""
     import trimesh
 
     p = _check_readable(path, MESH_FORMATS, "mesh")
+    _precheck_mesh_file(p)
     try:
         tm = trimesh.load(p, process=False)
         if isinstance(tm, trimesh.Scene):  # multi-part files (GLB, OBJ groups): one mesh

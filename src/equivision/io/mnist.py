@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         opener = gzip.open if p.suffix == ".gz" else open
         with opener(p, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise CorruptFileError(f"{p}: cannot read ({e})") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise CorruptFileError(f"{p}: not an IDX file (bad magic number)")

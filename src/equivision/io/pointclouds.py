@@ -85,6 +85,13 @@ def _read_ply(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise CorruptFileError(f"{p}: PLY file has no vertex element")
         before = elements[: names.index("vertex")]
         _, n, props = elements[names.index("vertex")]
+        # Counts come from the header: check them against the bytes left before reading,
+        # so a header claiming 10^12 vertices is refused instead of allocated or looped over.
+        left = os.fstat(f.fileno()).st_size - f.tell()
+        for name, m, _ in elements[: names.index("vertex") + 1]:
+            if m < 0 or m > left:
+                raise CorruptFileError(f"{p}: PLY header claims {m} '{name}' entries but only "
+                                       f"{left} bytes follow it")
         if any(pr[1] is not None for pr in props):
             raise UnsupportedFormatError(f"{p}: list properties on vertices are not supported")
         for need in "xyz":
@@ -96,7 +103,9 @@ def _read_ply(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
                     for _ in range(m):
                         f.readline()
                 rows = [f.readline().split() for _ in range(n)]
-                arr = np.array(rows, dtype=np.float64)
+                if any(len(r) != len(props) for r in rows):
+                    raise CorruptFileError(f"{p}: expected {n} vertex rows of {len(props)} values")
+                arr = np.array(rows, dtype=np.float64).reshape(n, len(props))
                 if arr.shape != (n, len(props)):
                     raise CorruptFileError(f"{p}: expected {n} vertex rows of {len(props)} values")
                 cols = {pr[0]: arr[:, i] for i, pr in enumerate(props)}
@@ -152,12 +161,15 @@ def load_point_cloud(
     else:
         try:
             arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise CorruptFileError(f"{p}: not a readable .npy array ({e})") from e
+        except Exception as e:  # a corrupt header reaches numpy's literal parser: any type
+            raise CorruptFileError(f"{p}: not a readable .npy array ({type(e).__name__}: {e})") from e
+        if not isinstance(arr, np.ndarray):  # an .npz archive renamed .npy
+            raise CorruptFileError(f"{p}: holds an .npz archive, not one .npy array")
         if arr.ndim != 2 or arr.shape[1] not in (3, 6):
             raise CorruptFileError(f"{p}: expected an (N, 3) or (N, 6) array, got {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise CorruptFileError(f"{p}: array of {arr.dtype} is not numeric")
+        if arr.dtype.kind not in "biuf":
+            raise CorruptFileError(f"{p}: array of {arr.dtype} is not real numbers")
+        arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # torch reads native order only
         pts, nrm = arr[:, :3], (arr[:, 3:6] if arr.shape[1] == 6 else None)
     if len(pts) == 0:
         raise DegenerateGeometryError(f"{p} holds no points")
@@ -168,6 +180,11 @@ def load_point_cloud(
         )
     pts_t = torch.as_tensor(np.ascontiguousarray(pts), dtype=dtype)
     nrm_t = torch.as_tensor(np.ascontiguousarray(nrm), dtype=dtype) if nrm is not None else None
+    # After the cast: a finite float64 such as 1e308 overflows float32 to inf.
+    if not bool(torch.isfinite(pts_t).all()):
+        raise InvalidInputError(f"{p} has coordinates beyond the range of {dtype}; rescale the file")
+    if nrm_t is not None and not bool(torch.isfinite(nrm_t).all()):
+        raise InvalidInputError(f"{p} has NaN or infinite normals; clean the file first")
     return pts_t, nrm_t
 
 

@@ -173,10 +173,26 @@ def load(name_or_run_dir: str | os.PathLike[str], *, model: str | None = None,
         if diff:
             raise CheckpointError(f"{ref['source']} was trained with another {name} config; "
                                   f"it differs in {', '.join(diff)}")
-    net = build_model(name, cfg)
     tensors = read_tensors(ref["weights"], sha256=ref.get("sha256"))
+    _check_shapes_first(name, cfg, tensors, str(ref["weights"]))
+    try:
+        net = build_model(name, cfg)
+    except (RuntimeError, MemoryError) as e:  # e.g. a config whose sizes cannot be allocated
+        raise CheckpointError(f"{ref['source']}: cannot build model {name!r} from its config "
+                              f"({' '.join(str(e).split())[:200]})") from e
     load_into(net, tensors, str(ref["weights"]))
     return net.to(device).eval()
+
+
+def _check_shapes_first(name: str, cfg: Any, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Compare the weights with a storage-less (meta-device) build of the model, so that a
+    config claiming a huge model is refused before its parameters are allocated."""
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(name, cfg)
+    except Exception:  # builders that compute buffers from data cannot run on meta: skip
+        return
+    check_compatible(skeleton, tensors, source)
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> torch.nn.Module:
@@ -195,10 +211,19 @@ def _resolve(name_or_run_dir: str | os.PathLike[str], checkpoint: str | int) -> 
         from equivision.training.checkpoint import find_checkpoint
 
         info = find_checkpoint(p, checkpoint)
-        m = info.meta.get("model", {})
-        return {"source": f"checkpoint {info.path}", "model_name": m.get("name"),
+        m = info.meta.get("model")
+        if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+            raise CheckpointError(f"{info.path / 'meta.json'} does not name its model "
+                                  "(expected a 'model' object with a 'name'); it is corrupt")
+        files = info.meta.get("files", {})
+        entry = files.get("model.safetensors", {}) if isinstance(files, dict) else None
+        sha = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or (sha is not None and not isinstance(sha, str)):
+            raise CheckpointError(f"{info.path / 'meta.json'} has a malformed 'files' entry; "
+                                  "it is corrupt")
+        return {"source": f"checkpoint {info.path}", "model_name": m["name"],
                 "model_config": m.get("config"), "weights": info.path / "model.safetensors",
-                "sha256": info.meta.get("files", {}).get("model.safetensors", {}).get("sha256")}
+                "sha256": sha}
     name = str(name_or_run_dir)
     meta_path = PRETRAINED_DIR / f"{name}.json"
     if os.sep in name or "/" in name or not meta_path.is_file():
