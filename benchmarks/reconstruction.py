@@ -42,8 +42,11 @@ library's default: bfloat16 on CPUs with native bfloat16 products, else float32)
 ``--no-anchors`` / ``--no-ablation`` leave those rows out (to re-time equivision alone).
 
 Every result is appended to ``--results`` (JSON lines) as soon as it exists; a re-run skips
-what is already there (``--fresh`` starts over), then prints the tables. Without the shared
-data the script says so and exits.
+what is already there (``--fresh`` starts over), then prints the tables. A run that measured
+something also appends summary rows (per set: equivision's seconds per shape and CD-L1 /
+F-score@1% on clean clouds against Open3D's Poisson with estimated normals) to ``--jsonl``
+(default ``benchmarks/results/reconstruction.jsonl``). Without the shared data the script says
+so and exits.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import RowWriter, add_jsonl_option
 from equivision.data import find_data_root, mesh_files
 from equivision.geometry import add_gaussian_noise, normalize_mesh, sample_surface_uniform
 from equivision.groups import SO3
@@ -218,13 +222,23 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/results.jsonl"))
     ap.add_argument("--fresh", action="store_true", help="forget earlier results in --results")
     ap.add_argument("--report-only", action="store_true", help="print the tables of --results")
+    add_jsonl_option(ap, "reconstruction")
     args = ap.parse_args()
     results = Results(args.results, args.fresh and not args.report_only)
     if not args.report_only:
         if find_data_root() is None:
             print("no shared data found: nothing to benchmark (set $EQUIVISION_DATA)")
             return
+        before = len(results.rows)
         benchmark(args, results)
+        # only rows measured now carry this run's machine, commit and date
+        fresh = results.rows[before:]
+        if fresh:
+            out = RowWriter("reconstruction", args.jsonl, dtype=args.precision,
+                            mode="quick" if args.quick else "full",
+                            settings={"resolution": args.resolution, "points": args.points})
+            n = summary_rows(fresh, args.resolution, out)
+            print(f"{n} rows appended to {args.jsonl}")
     report(results.rows, args.resolution)
 
 
@@ -310,6 +324,32 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
                 for method, fn in anchors(have_o3d, have_meshlab, all_of_them=False).items():
                     if todo(set_name, f.stem, variant, method, None):
                         record(set_name, f.stem, variant, method, None, run_anchor(fn, v_pts, v_nrm, ref, i))
+
+
+ANCHOR = "Open3D Poisson (estimated normals)"
+
+
+def summary_rows(rows: list[dict], resolution: int, out: RowWriter) -> int:
+    """Appends, per set, equivision's mean seconds per shape, CD-L1 ×100 and F-score@1% on the
+    clean clouds at ``resolution`` beside the same means of :data:`ANCHOR` (when it ran on the
+    same shapes); returns the number of rows written."""
+    def mean_of(method: str, set_name: str, key: str, res: int | None) -> tuple[float | None, int]:
+        xs = [r[key] for r in rows if r["set"] == set_name and r["method"] == method
+              and r["variant"] == "clean" and r["resolution"] == res and "failed" not in r and key in r]
+        return (statistics.mean(xs) if xs else None), len(xs)
+
+    count = 0
+    for set_name in dict.fromkeys(r["set"] for r in rows):
+        for key, unit, better in (("seconds", "s/shape", False), ("cd_l1", "CD-L1 ×100", False),
+                                  ("f1", "F-score@1%", True)):
+            ours, n = mean_of("equivision", set_name, key, resolution)
+            if ours is None:
+                continue
+            theirs, _ = mean_of(ANCHOR, set_name, key, None)
+            out.add(f"{set_name}, {key}, resolution {resolution}, clean", ours, unit, higher_is_better=better,
+                    anchor=ANCHOR if theirs is not None else None, anchor_figure=theirs, n=n)
+            count += 1
+    return count
 
 
 def max_shape_change(a: list[dict], b: list[dict]) -> float:
