@@ -194,8 +194,8 @@ def test_reconstruct_outputs_are_checked_before_any_work(tmp_path, capsys):
                     str(tmp_path / "p.jpg")), "use .png")
     folder = tmp_path / "folder.ply"
     folder.mkdir()
-    _one_line(*_cli(capsys, "reconstruct", missing_cloud, "-o", str(folder), "--overwrite"),
-              "is not a regular file")
+    for f in (folder, tmp_path):  # with or without a mesh suffix
+        _one_line(*_cli(capsys, "reconstruct", missing_cloud, "-o", str(f), "--overwrite"), "is a folder")
     _one_line(*_cli(capsys, "reconstruct", missing_cloud, "-o", str(tmp_path / "nope" / "o.ply")),
               "does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.ply"]
@@ -272,6 +272,11 @@ def test_existing_file_is_replaced_only_with_overwrite(tmp_path):
     with atomic_path(p, overwrite=True) as tmp:
         tmp.write_bytes(b"new")
     assert p.read_bytes() == b"new" and sorted(x.name for x in tmp_path.iterdir()) == ["a.bin"]
+    (tmp_path / "d.bin").mkdir()
+    with pytest.raises(OutputExistsError, match="not a regular file"), \
+            atomic_path(tmp_path / "d.bin", overwrite=True) as tmp:
+        tmp.write_bytes(b"new")
+    assert (tmp_path / "d.bin").is_dir()
 
 
 def test_export_pretrained_checks_outputs_first(tmp_path):

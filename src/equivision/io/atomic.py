@@ -262,6 +262,8 @@ def check_outputs(outputs: Sequence[OutputSpec], *, overwrite: bool) -> list[Pat
                 raise OutputClashError(f"{other.label} and {spec.label} are the same path ({p}); give "
                                        "each output its own file")
     for spec, p in given:
+        if spec.folder_kind is None and p.is_dir():  # says more than "wrong suffix" would
+            raise OutputExistsError(f"{spec.label} {p} is a folder; give a file path")
         if spec.suffixes is not None and p.suffix.lower() not in spec.suffixes:
             raise UnsupportedFormatError(f"{spec.label} {p}: cannot write '{p.suffix}' here; use "
                                          f"{' or '.join(spec.suffixes)}")
