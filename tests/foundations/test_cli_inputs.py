@@ -286,3 +286,93 @@ def test_reconstruction_refuses_a_line_but_takes_a_flat_square():
         square = torch.cat([torch.rand(300, 2, generator=g, dtype=torch.float64),
                             torch.zeros(300, 1, dtype=torch.float64)], 1) + shift
         assert check_cloud_for_surface(square, 8).shape == (300, 3)
+
+
+# --- --precision auto: chosen by measurement ---------------------------------------------
+
+
+@pytest.fixture
+def small_peif(monkeypatch, tmp_path):
+    import equivision.recon.predict as predict
+    from equivision.models.peif import PEIFConfig, PEIFNet
+
+    monkeypatch.setenv("EQUIVISION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(predict, "bf16_matmul_supported", lambda: True)
+    monkeypatch.setattr(predict, "_CHOICES", {})
+    torch.manual_seed(0)
+    return PEIFNet(PEIFConfig(k=8, feature_dim=16, memory_items=8, mlp_a=[16, 16], mlp_d=[16, 16])).eval()
+
+
+def test_choose_precision_needs_a_margin():
+    from equivision.recon.predict import BF16_MARGIN, choose_precision
+
+    assert choose_precision(10.0, 5.0) == torch.bfloat16
+    assert choose_precision(10.0, 10.0 * BF16_MARGIN) == torch.bfloat16
+    assert choose_precision(10.0, 9.5) == torch.float32  # faster, but within the noise
+    assert choose_precision(13.2, 22.3) == torch.float32  # AVX-512 BF16 without AMX
+    assert choose_precision(10.0, float("nan")) == torch.float32
+
+
+def test_auto_precision_measures_caches_and_reports(small_peif, tmp_path):
+    from equivision.recon.predict import auto_precision, precision_cache_path
+
+    calls: list[torch.dtype] = []
+
+    def slow_bf16(dtype):
+        calls.append(dtype)
+        return {torch.float32: 13.2, torch.bfloat16: 22.3}[dtype]
+
+    choice = auto_precision(small_peif, timer=slow_bf16)
+    assert choice.dtype == torch.float32 and choice.source == "measured"
+    assert torch.float32 in calls and torch.bfloat16 in calls
+    assert "13.2 ms in float32 vs 22.3 ms in bfloat16" in choice.describe()
+    path = precision_cache_path()
+    assert path == tmp_path / "cache" / "precision.json"
+    (entry,) = json.loads(path.read_text()).values()
+    assert entry == {"float32_ms": 13.2, "bfloat16_ms": 22.3, "choice": "float32"}
+    cached = auto_precision(small_peif)  # no timer: read from the cache, nothing measured
+    assert (cached.dtype, cached.source, cached.float32_ms) == (torch.float32, "cache", 13.2)
+    fast = auto_precision(small_peif, timer=lambda d: 40.0 if d == torch.float32 else 12.0)
+    assert fast.dtype == torch.bfloat16  # an injected timer always measures (and rewrites)
+    assert json.loads(path.read_text())[next(iter(json.loads(path.read_text())))]["choice"] == "bfloat16"
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"x": 1}', ""])
+def test_corrupt_precision_cache_is_ignored_and_rewritten(small_peif, content):
+    from equivision.recon.predict import auto_precision, precision_cache_path
+
+    path = precision_cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    choice = auto_precision(small_peif, timer=lambda d: 10.0 if d == torch.float32 else 4.0)
+    assert choice.dtype == torch.bfloat16
+    data = json.loads(path.read_text())
+    assert any(v.get("choice") == "bfloat16" for v in data.values() if isinstance(v, dict))
+    assert not [p for p in path.parent.iterdir() if p.name != "precision.json"]  # no temp left
+
+
+def test_bad_cache_entry_is_measured_again(small_peif):
+    import equivision.recon.predict as predict
+
+    path = predict.precision_cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({predict._machine_key(small_peif): {"float32_ms": "fast"}}))
+    measured = []
+    monkey_timer = lambda d: measured.append(d) or (5.0 if d == torch.float32 else 50.0)  # noqa: E731
+    real = predict._network_timer
+    predict._network_timer = lambda model: monkey_timer
+    try:
+        choice = predict.auto_precision(small_peif)
+    finally:
+        predict._network_timer = real
+    assert measured and choice.dtype == torch.float32 and choice.source == "measured"
+
+
+def test_no_native_bf16_means_float32_without_measuring(small_peif, monkeypatch):
+    import equivision.recon.predict as predict
+
+    monkeypatch.setattr(predict, "bf16_matmul_supported", lambda: False)
+    choice = predict.auto_precision(small_peif, timer=lambda d: pytest.fail("measured"))
+    assert choice.dtype == torch.float32 and "no native bfloat16" in choice.describe()
+    with torch.no_grad():
+        assert predict.inference_dtype(small_peif.double()) == torch.float64  # never lowered

@@ -14,7 +14,7 @@ from equivision.groups import SE3
 from equivision.models import build_model, list_pretrained, load
 from equivision.models.peif import MemoryBank, PatchAttention, PEIFConfig, PEIFNet, bf16_matmul_supported
 from equivision.recon.frames import canonical_patches, vectors_from_frame
-from equivision.recon.predict import inference_dtype, predict_displacement
+from equivision.recon.predict import auto_precision, inference_dtype, predict_displacement
 from equivision.testing import assert_equivariant, equivariance_error
 
 
@@ -248,7 +248,7 @@ def test_compute_dtype_choice_and_the_float32_fallback(cloud_and_queries, monkey
     net = PEIFNet(SMALL).eval()
     cloud, queries = cloud_and_queries
     with torch.no_grad():
-        auto = torch.bfloat16 if bf16_matmul_supported() else torch.float32
+        auto = auto_precision(net).dtype if bf16_matmul_supported() else torch.float32
         assert inference_dtype(net) == auto
         assert inference_dtype(net, torch.float32) == torch.float32
         assert inference_dtype(net, torch.bfloat16) == torch.bfloat16

@@ -27,8 +27,9 @@ def reconstruct(
     precision: str = typer.Option(
         "auto",
         "--precision",
-        help="Network arithmetic: auto (bfloat16 on CPUs with native bfloat16 products, "
-        "AMX / AVX-512 BF16; else float32), float32 or bfloat16.",
+        help="Network arithmetic: auto (on a CPU with native bfloat16 products, AMX / AVX-512 "
+        "BF16, whichever of float32 and bfloat16 a short benchmark measures faster, cached per "
+        "machine in ~/.cache/equivision; else float32), float32 or bfloat16.",
     ),
     preview: Path | None = typer.Option(None, "--preview", help="Also write a PNG of input and result."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -54,12 +55,16 @@ def reconstruct(
     check_outputs([OutputSpec("--out", out, MESH_FORMATS), OutputSpec("--preview", preview, (".png",))],
                   overwrite=overwrite)
     from equivision.recon.predict import COMPUTE_DTYPES as dtypes
-    from equivision.recon.predict import inference_dtype
+    from equivision.recon.predict import auto_precision, inference_dtype
 
     if precision not in dtypes:
         fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     net = load(model, model="peif", device=device)
+    compute_dtype, why = dtypes[precision], ""
+    if precision == "auto":  # measured before the clock starts; the line below says what it saw
+        choice = auto_precision(net)
+        compute_dtype, why = choice.dtype, f"; {choice.describe()}"
     t0 = time.perf_counter()
     columns = (
         TextColumn("querying the field"),
@@ -74,10 +79,10 @@ def reconstruct(
             bar.update(task, completed=done, total=total)
 
         result = run(points, net, resolution=resolution, device=device,
-                     compute_dtype=dtypes[precision], progress=progress)
+                     compute_dtype=compute_dtype, progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        arithmetic = str(inference_dtype(net, dtypes[precision])).removeprefix("torch.")
+        arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.") + why
     # both files or neither: a failed preview must not leave a new mesh behind
     with atomic_paths([out] if preview is None else [out, preview], overwrite=overwrite) as tmps:
         save_mesh(result.mesh, tmps[0], overwrite=True)

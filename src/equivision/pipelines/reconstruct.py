@@ -152,8 +152,9 @@ def reconstruct(
     ``align_grid=False``: a world-aligned grid, to measure the field's own equivariance (see
     :func:`reconstruct_with_field`). ``compute_dtype``: the network's arithmetic
     (:func:`equivision.recon.predict.inference_dtype`): ``None`` (default) uses bfloat16 on a
-    CPU with native bfloat16 products (AMX / AVX-512 BF16; about 2x faster end to end at
-    resolution 128, scores within the benchmark's noise, see docs/metrics.md),
+    CPU with native bfloat16 products (AMX / AVX-512 BF16) where a short benchmark measures it
+    faster than float32 (:func:`equivision.recon.predict.auto_precision`; about 2x faster end to
+    end at resolution 128 on an AMX Xeon, scores within the benchmark's noise, see docs/metrics.md),
     ``torch.float32`` forces float32.
     """
     if device is not None:

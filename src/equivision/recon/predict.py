@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -24,21 +34,182 @@ COMPUTE_DTYPES: dict[str, torch.dtype | None] = {"auto": None, "float32": torch.
                                                  "bfloat16": torch.bfloat16}
 
 
+#: bfloat16 is chosen automatically only when measured at most this fraction of float32's time:
+#: below it the difference is within the noise of a short benchmark (and bfloat16 costs accuracy).
+BF16_MARGIN = 0.85
+# The probe: a quarter of a network call's queries (the real layer shapes), one warm-up call
+# per dtype, then rounds alternating float32 and bfloat16, best of each: alternating keeps
+# load from other processes from favouring one side.
+_PROBE_QUERIES, _PROBE_ROUNDS = 256, 2
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What ``--precision auto`` chose on this machine and why."""
+
+    dtype: torch.dtype
+    float32_ms: float | None = None  # best of a few network calls on _PROBE_QUERIES queries
+    bfloat16_ms: float | None = None
+    source: str = "measured"  # "measured", "cache" or why nothing was measured
+
+    def describe(self) -> str:
+        if self.float32_ms is None or self.bfloat16_ms is None:
+            return f"auto: {self.source}"
+        how = "measured" if self.source == "measured" else "measured earlier"
+        return (f"auto: {how} {self.float32_ms:.1f} ms in float32 vs {self.bfloat16_ms:.1f} ms in "
+                f"bfloat16 per {_PROBE_QUERIES} queries")
+
+
+def choose_precision(float32_ms: float, bfloat16_ms: float, margin: float = BF16_MARGIN) -> torch.dtype:
+    """bfloat16 only when it was measured faster than float32 by ``margin``; else float32."""
+    ok = math.isfinite(float32_ms) and math.isfinite(bfloat16_ms) and bfloat16_ms > 0
+    return torch.bfloat16 if ok and bfloat16_ms <= margin * float32_ms else torch.float32
+
+
+def precision_cache_path() -> Path:
+    """``$EQUIVISION_CACHE_DIR`` (else ``$XDG_CACHE_HOME/equivision``, else
+    ``~/.cache/equivision``) ``/precision.json``."""
+    root = os.environ.get("EQUIVISION_CACHE_DIR")
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "equivision")
+    return Path(root) / "precision.json"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine_key(model: nn.Module) -> str:
+    """CPU model, its bfloat16/AMX/AVX-512 flags, torch version, threads and the network's
+    layer shapes: a measurement holds for exactly this combination."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except AttributeError:
+        caps = {}
+    flags = ",".join(sorted(k for k, v in caps.items() if v and ("amx" in k or "avx512" in k)))
+    shapes = ";".join("x".join(map(str, t.shape)) for t in model.parameters())
+    net = hashlib.sha1(f"{type(model).__name__}:{shapes}".encode()).hexdigest()[:12]
+    return f"{_cpu_model()}|{flags}|torch {torch.__version__}|{torch.get_num_threads()} threads|{net}"
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or corrupt: measured again and rewritten
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".precision-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home only costs the measurement next time
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+
+
+def _network_timer(model: nn.Module) -> Callable[[torch.dtype], float]:
+    """``timer(dtype)``: milliseconds of one network call on ``_PROBE_QUERIES`` random patches
+    (the first call per dtype, which builds the bfloat16 weight copies, runs untimed first)."""
+    k = int(model.cfg.k)  # type: ignore[union-attr]
+    g = torch.Generator().manual_seed(0)
+    patches = torch.randn(_PROBE_QUERIES, k, 3, generator=g) * 0.05
+    queries = torch.randn(_PROBE_QUERIES, 3, generator=g) * 0.05
+    warm: set[torch.dtype] = set()
+
+    def timer(dtype: torch.dtype) -> float:
+        with torch.no_grad():
+            if dtype not in warm:
+                _net(model, patches, queries, dtype)
+                warm.add(dtype)
+            t0 = time.perf_counter()
+            _net(model, patches, queries, dtype)
+            return (time.perf_counter() - t0) * 1e3
+
+    return timer
+
+
+def measure_precisions(timer: Callable[[torch.dtype], float], rounds: int = _PROBE_ROUNDS
+                       ) -> tuple[float, float]:
+    """``(float32 ms, bfloat16 ms)``: the best of ``rounds`` alternating calls of ``timer``."""
+    f32, b16 = math.inf, math.inf
+    for _ in range(rounds):
+        f32 = min(f32, float(timer(torch.float32)))
+        b16 = min(b16, float(timer(torch.bfloat16)))
+    return f32, b16
+
+
+_CHOICES: dict[str, PrecisionChoice] = {}
+
+
+def auto_precision(model: nn.Module, *, timer: Callable[[torch.dtype], float] | None = None,
+                   cache: Path | None = None) -> PrecisionChoice:
+    """The arithmetic ``compute_dtype=None`` uses for ``model`` on this CPU, by measurement.
+
+    Only a float32 model on CPU with the bfloat16 path (``model.infer``) and native bfloat16
+    products (:func:`~equivision.models.peif.bf16_matmul_supported`) is measured: the network
+    on a few hundred queries in float32 and in bfloat16 (``timer(dtype)`` in ms; default a few
+    real calls, well under a second), bfloat16 kept only when faster by :data:`BF16_MARGIN`
+    (some CPUs with AVX-512 BF16 but no AMX run it slower than float32). The result is cached
+    per machine key (CPU model and flags, torch version, threads, layer shapes) in
+    ``cache`` (default :func:`precision_cache_path`) and in this process."""
+    param = next(model.parameters())
+    if param.device.type != "cpu" or param.dtype != torch.float32 or not hasattr(model, "infer"):
+        what = str(param.dtype).removeprefix("torch.")
+        return PrecisionChoice(param.dtype, source=f"the model's own {what} on {param.device.type}")
+    if not bf16_matmul_supported():
+        return PrecisionChoice(torch.float32, source="no native bfloat16 products on this CPU")
+    key = _machine_key(model)
+    path = cache if cache is not None else precision_cache_path()
+    memo = f"{path}|{key}"
+    if timer is None and memo in _CHOICES:
+        return _CHOICES[memo]
+    data = _read_cache(path)
+    entry = data.get(key)
+    if timer is None and isinstance(entry, dict):
+        try:
+            f32, b16 = float(entry["float32_ms"]), float(entry["bfloat16_ms"])
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            choice = PrecisionChoice(choose_precision(f32, b16), f32, b16, "cache")
+            _CHOICES[memo] = choice
+            return choice
+    f32, b16 = measure_precisions(timer if timer is not None else _network_timer(model))
+    choice = PrecisionChoice(choose_precision(f32, b16), f32, b16, "measured")
+    data[key] = {"float32_ms": round(f32, 3), "bfloat16_ms": round(b16, 3),
+                 "choice": str(choice.dtype).removeprefix("torch.")}
+    _write_cache(path, data)
+    if timer is None:
+        _CHOICES[memo] = choice
+    return choice
+
+
 def inference_dtype(model: nn.Module, compute_dtype: torch.dtype | None = None) -> torch.dtype:
     """The arithmetic of the network for ``compute_dtype``.
 
-    ``None`` (automatic): bfloat16 for a float32 model on CPU, without autograd, when the CPU
-    multiplies bfloat16 natively (:func:`equivision.models.peif.bf16_matmul_supported`: AMX
-    or AVX-512 BF16) and the model has the reduced-precision path (``model.infer``); else the
-    model's own dtype. ``torch.float32``: always the ordinary forward, in the model's own
+    ``None`` (automatic): for a float32 model on CPU, without autograd, with the
+    reduced-precision path (``model.infer``), whichever of float32 and bfloat16
+    :func:`auto_precision` measured faster on this CPU (bfloat16 only with native products,
+    AMX or AVX-512 BF16, and by a margin); else the model's own dtype.
+    ``torch.float32``: always the ordinary forward, in the model's own
     dtype (float32 for the packaged model). ``torch.bfloat16``: always ``model.infer`` in
     bfloat16 (on any device; slow where bfloat16 products are emulated)."""
     param = next(model.parameters())
     if compute_dtype is None:
-        auto = (param.device.type == "cpu" and param.dtype == torch.float32
-                and not torch.is_grad_enabled() and hasattr(model, "infer")
-                and bf16_matmul_supported())
-        return torch.bfloat16 if auto else param.dtype
+        if torch.is_grad_enabled():
+            return param.dtype
+        return auto_precision(model).dtype
     if compute_dtype == torch.float32:
         return param.dtype
     if compute_dtype != torch.bfloat16:
