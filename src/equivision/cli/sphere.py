@@ -67,13 +67,14 @@ def sphere(
 ) -> None:
     """Ray-cast a mesh onto the sphere (distance and normal-cosine channels) and picture it."""
     import numpy as np
+    import torch
 
     from equivision.geometry.raycast import embree_available, raycast_sphere
     from equivision.io import OutputSpec, atomic_paths, check_outputs, load_mesh
 
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--signal", signal, (".npy",))],
                   overwrite=overwrite)
-    m = load_mesh(mesh)
+    m = load_mesh(mesh, dtype=torch.float64)  # raycast_sphere centres it in float64
     sig = raycast_sphere(m, bandwidth)
     # both files or neither: a failed signal file must not leave a new picture behind
     with atomic_paths([out] if signal is None else [out, signal], overwrite=overwrite) as tmps:
