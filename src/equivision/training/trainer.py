@@ -554,9 +554,7 @@ class _Run:
         names: list[str] = []
         window, t0 = 0, time.perf_counter()
         last_save, save_every_s, time_due = time.monotonic(), tc.checkpoint_minutes * 60, False
-        # the first step whose loss or metrics were not finite, kept on the device so that
-        # watching for it costs no synchronisation per step
-        first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
+        rows: list[torch.Tensor] = []  # this log window's per-step values, to date a NaN
         self.ddp.train()
         with bar:
             while self.step < tc.steps:
@@ -582,8 +580,7 @@ class _Run:
                     row = torch.stack([v.float().reshape(()).to(self.device)
                                        for v in values.values()])
                     sums = row if sums is None else sums + row
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(row).all(),
-                                            self.step, first_bad)
+                    rows.append(row)
                     window += 1
                     done = self.step >= tc.steps
                     if self.step % tc.log_every == 0 or done:
@@ -596,8 +593,9 @@ class _Run:
                         self.last_train = dict(zip(names, mean, strict=True))
                         bad = [k for k, v in self.last_train.items() if not math.isfinite(v)]
                         if bad:
-                            at = int(first_bad)
-                            where = f"at step {at}" if at > 0 else f"by step {self.step}"
+                            local = (~torch.isfinite(torch.stack(rows))).any(1).nonzero()
+                            where = (f"at step {self.step - window + 1 + int(local[0])}"
+                                     if len(local) else f"by step {self.step}")
                             raise TrainingError(f"the training {bad[0]} became "
                                                 f"{self.last_train[bad[0]]} {where}; lower "
                                                 "train.lr or set train.grad_clip")
@@ -607,6 +605,7 @@ class _Run:
                         bar.update(self.step, self.last_train["loss"],
                                    window * tc.batch_size / dt)
                         sums, window, t0 = None, 0, time.perf_counter()
+                        rows.clear()
                     better = False
                     paused = time.perf_counter()  # eval and checkpoints are not throughput
                     if done or (tc.eval_every and self.step % tc.eval_every == 0):
