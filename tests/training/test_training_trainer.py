@@ -130,7 +130,7 @@ def test_bad_settings(tmp_path, quiet_console) -> None:
               console=quiet_console)
     with pytest.raises(ConfigError, match="unknown task"):
         train("nope", None, tmp_path / "b", console=quiet_console)
-    with pytest.raises(ConfigError, match="best_metric 'acc' is not among .*: loss, mse"):
+    with pytest.raises(ConfigError, match=r"best_metric 'acc' is not among .*: loss, mse"):
         train("toy", toy_config(steps=2, best_metric="acc"), tmp_path / "c",
               console=quiet_console)
     assert not (tmp_path / "c").exists()  # refused before the run folder was made
