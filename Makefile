@@ -30,5 +30,17 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+# The quick set of benchmarks (a few minutes on 2 cores); rows are appended to
+# benchmarks/results/<benchmark>.jsonl, then RESULTS.md's generated sections are rewritten.
+# `benchmarks/report.py --compare` checks them against benchmarks/references/.
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/training_overhead.py --quick
+	$(BIN)/python benchmarks/metrics.py --quick
+	$(BIN)/python benchmarks/reconstruction_frames.py --quick --threads 1
+	$(BIN)/python benchmarks/gcnn.py --quick
+	$(BIN)/python benchmarks/sphere.py --quick --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/spherical_cnn.py --quick --threads 1
+	$(BIN)/python benchmarks/report.py
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
