@@ -156,3 +156,25 @@ def test_gpu_script_says_why_without_cuda(tmp_path: Path) -> None:
     assert p.returncode == 3, p.stderr
     assert "no CUDA device" in p.stderr
     assert list(tmp_path.iterdir()) == []  # nothing ran, nothing written
+
+
+def test_reconstruction_summary_rows(tmp_path: Path) -> None:
+    import reconstruction
+
+    def r(method: str, shape: str, **kw: float) -> dict:
+        return {"set": "abc", "shape": shape, "variant": "clean", "method": method,
+                "resolution": 128 if method == "equivision" else None, **kw}
+
+    rows = [r("equivision", "a", seconds=10.0, cd_l1=0.4, f1=0.9),
+            r("equivision", "b", seconds=20.0, cd_l1=0.6, f1=0.8),
+            r(reconstruction.ANCHOR, "a", seconds=2.0, cd_l1=1.0, f1=0.5),
+            r(reconstruction.ANCHOR, "b", failed="empty mesh", seconds=1.0),
+            {**r("equivision", "a", seconds=99.0, cd_l1=9.0, f1=0.1), "variant": "noise 0.01"}]
+    path = tmp_path / "recon.jsonl"
+    n = reconstruction.summary_rows(rows, 128, _results.RowWriter("reconstruction", path, commit="x"))
+    got = {row["case"]: row for row in map(json.loads, path.read_text().splitlines())}
+    assert n == 3 == len(got)
+    sec = got["abc, seconds, resolution 128, clean"]
+    assert sec["figure"] == pytest.approx(15.0) and sec["anchor_figure"] == pytest.approx(2.0)
+    assert sec["n"] == 2 and not sec["higher_is_better"]
+    assert got["abc, f1, resolution 128, clean"]["higher_is_better"]
