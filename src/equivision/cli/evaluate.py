@@ -78,11 +78,13 @@ def evaluate(
         fail(f"--threshold values must be positive and finite, got {', '.join(str(t) for t in bad)}")
     import torch
 
+    from equivision.geometry.normalize import check_mesh_area
     from equivision.io import Mesh, load_mesh
     from equivision.metrics import DEFAULT_THRESHOLDS, evaluate_reconstruction
 
     threshold = threshold or list(DEFAULT_THRESHOLDS)
     ref_mesh = load_mesh(reference, dtype=torch.float64)  # normalised in float64 by the metrics
+    check_mesh_area(ref_mesh, str(reference))  # a collinear reference has no surface to compare
     pred_obj = _load_prediction(pred)
     m = evaluate_reconstruction(pred_obj, ref_mesh, n_points=points, emd_points=emd_points,
                                 thresholds=threshold, seed=seed)

@@ -69,12 +69,17 @@ def sphere(
     import numpy as np
     import torch
 
+    from equivision.geometry.normalize import check_mesh_area, normalize_mesh
     from equivision.geometry.raycast import embree_available, raycast_sphere
     from equivision.io import OutputSpec, atomic_paths, check_outputs, load_mesh
 
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--signal", signal, (".npy",))],
                   overwrite=overwrite)
-    m = load_mesh(mesh, dtype=torch.float64)  # raycast_sphere centres it in float64
+    # into the unit box in float64 first: the signal ignores position and size, and Embree
+    # casts in float32, which cannot place rays far from the origin
+    m = load_mesh(mesh, dtype=torch.float64)
+    check_mesh_area(m, str(mesh))  # a collinear mesh has no surface for rays to hit
+    m, _, _ = normalize_mesh(m)
     sig = raycast_sphere(m, bandwidth)
     # both files or neither: a failed signal file must not leave a new picture behind
     with atomic_paths([out] if signal is None else [out, signal], overwrite=overwrite) as tmps:
