@@ -151,11 +151,8 @@ COMMANDS: dict[str, tuple[Callable[[str, Path], Path], Argv]] = {
                                                      "--run", str(o / "run")]),
 }
 
-# cells that fail today because of a fix another helper owns: (command, case) -> reason
-PENDING: dict[tuple[str, str], str] = {
-    ("evaluate-ref", "collinear"): "degenerate meshes (a zero-area reference is evaluated)",
-    ("offset", "sphere"): "float64 centring (the mesh is cast to float32 before it is centred)",
-}
+# cells known to fail, marked strict-xfail so that a fix shows: (command, case) -> reason
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _snapshot(root: Path) -> dict[str, tuple[bytes | None, int | None]]:
