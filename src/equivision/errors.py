@@ -55,11 +55,19 @@ class OutputClashError(InvalidInputError):
     """Two outputs of one command name the same file."""
 
 
-class UnknownDatasetError(EquivisionError, KeyError):
-    """A dataset or collection name that the registry does not know."""
+class UnknownNameError(EquivisionError, KeyError):
+    """A name that a registry does not know (base of the dataset and model variants)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownDatasetError(UnknownNameError):
+    """A dataset or collection name that the registry does not know."""
+
+
+class UnknownModelError(UnknownNameError):
+    """A model name that neither the model registry nor the pretrained folder knows."""
 
 
 class DataNotAvailableError(EquivisionError, FileNotFoundError):
@@ -90,8 +98,12 @@ __all__ = [
     "EquivisionError",
     "InvalidInputError",
     "NotARotationError",
+    "OutputClashError",
     "OutputExistsError",
+    "OutputNotWritableError",
     "ShapeError",
     "UnknownDatasetError",
+    "UnknownModelError",
+    "UnknownNameError",
     "UnsupportedFormatError",
 ]

@@ -9,7 +9,13 @@ import pytest
 import torch
 from training_helpers import final_weights, toy_config
 
-from equivision.errors import CheckpointError, ConfigError, UnknownDatasetError
+from equivision.errors import (
+    CheckpointError,
+    ConfigError,
+    UnknownDatasetError,
+    UnknownModelError,
+    UnknownNameError,
+)
 from equivision.models import (
     PRETRAINED_DIR,
     build_model,
@@ -43,8 +49,11 @@ def test_registry() -> None:
     assert net(torch.zeros(3, 2)).shape == (3, 1)
     with pytest.raises(ConfigError, match=r"model\.hidden must be an integer"):
         build_model("toy_mlp", {"hidden": "5"})
-    with pytest.raises(UnknownDatasetError, match="unknown model 'nope'"):
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'") as info:
         build_model("nope")
+    # a model is not a dataset: only the shared base (and KeyError) catch both
+    assert not isinstance(info.value, UnknownDatasetError)
+    assert isinstance(info.value, UnknownNameError) and isinstance(info.value, KeyError)
     with pytest.raises(ValueError, match="already registered"):
         register_model("toy_mlp", ToyMLPConfig)(lambda cfg: torch.nn.Identity())
 
@@ -80,7 +89,7 @@ def test_refuses_a_checkpoint_from_another_model(run_dir, tmp_path) -> None:
 
 
 def test_unknown_name_and_empty_run(tmp_path) -> None:
-    with pytest.raises(UnknownDatasetError, match="neither a run folder nor a pretrained"):
+    with pytest.raises(UnknownModelError, match="neither a run folder nor a pretrained"):
         load("no-such-model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no checkpoints"):
@@ -120,5 +129,5 @@ def test_a_broken_model_module_does_not_hide_the_others(monkeypatch) -> None:
     monkeypatch.setattr(models, "MODEL_MODULES", [*models.MODEL_MODULES, "equivision.no_such"])
     monkeypatch.setattr(models, "_import_errors", dict(models._import_errors))
     assert "toy_mlp" in models.list_models()
-    with pytest.raises(UnknownDatasetError, match=r"failed to import: equivision\.no_such"):
+    with pytest.raises(UnknownModelError, match=r"failed to import: equivision\.no_such"):
         models.get_model_spec("missing")

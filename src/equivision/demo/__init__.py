@@ -57,11 +57,6 @@ def demo_section(title: str, order: int) -> Callable[[SectionFn], SectionFn]:
     return deco
 
 
-def registered_sections() -> list[tuple[str, int]]:
-    _load_sections()
-    return [(s.title, s.order) for s in sorted(_SECTIONS, key=lambda s: s.order)]
-
-
 def _load_sections() -> None:
     # Importing registers; keep one module per capability.
     from equivision.demo import (

@@ -9,8 +9,8 @@ from equivision.demo import DemoContext, demo_section
 
 @demo_section("Shapes on the sphere: ray casting and rotation-invariant classification", order=30)
 def spherical_cnn(ctx: DemoContext) -> str:
-    from equivision.cli.sphere import render_sphere_signal
     from equivision.data.procedural import make_shape
+    from equivision.figures.sphere import render_sphere_signal
     from equivision.geometry.raycast import raycast_sphere
     from equivision.groups import SO3
     from equivision.io import Mesh, load_mesh

@@ -36,7 +36,8 @@ from typing import Any
 import torch
 
 from equivision._registry import import_each
-from equivision.errors import CheckpointError, ConfigError, UnknownDatasetError
+from equivision.configio import diff_dicts, from_dict, to_dict
+from equivision.errors import CheckpointError, ConfigError, UnknownModelError
 from equivision.models.weights import (
     check_compatible,
     file_sha256,
@@ -44,11 +45,13 @@ from equivision.models.weights import (
     read_tensors,
     save_tensors,
 )
+from equivision.runs import find_checkpoint
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 PRETRAINED_FORMAT = "equivision-pretrained/1"
 
-# Modules that register models when imported; a new model family adds its module here.
+# Modules that register models when imported. Every model family is listed here, including one
+# defined beside its task: the registry never imports training to find a model.
 MODEL_MODULES: list[str] = [
     "equivision.models.toy",
     "equivision.models.peif",
@@ -67,10 +70,6 @@ class ModelSpec:
 
 _MODELS: dict[str, ModelSpec] = {}
 _import_errors: dict[str, str | None] = {}  # module -> why it failed (None: imported)
-
-
-class UnknownModelError(UnknownDatasetError):
-    """A model name that neither the registry nor the pretrained folder knows."""
 
 
 def register_model(name: str, config_cls: type) -> Callable[[Callable[[Any], torch.nn.Module]],
@@ -104,10 +103,6 @@ def list_models() -> list[str]:
 
 def get_model_spec(name: str) -> ModelSpec:
     _import_all()
-    if name not in _MODELS:  # task modules import their models: try those too
-        from equivision.training.tasks import list_tasks
-
-        list_tasks()
     if name not in _MODELS:
         failed = "; ".join(f"{m} ({err})" for m, err in _import_errors.items() if err)
         raise UnknownModelError(f"unknown model {name!r}; registered models: "
@@ -120,8 +115,6 @@ def get_model_spec(name: str) -> ModelSpec:
 def model_config(name: str, config: Any = None) -> Any:
     """The config dataclass of model ``name`` from a dataclass, a dict (checked) or None
     (defaults)."""
-    from equivision.training.config import from_dict
-
     spec = get_model_spec(name)
     if config is None:
         return spec.config_cls()
@@ -156,8 +149,6 @@ def load(name_or_run_dir: str | os.PathLike[str], *, model: str | None = None,
     ``model`` / ``config``: when given, the checkpoint must be of this registered model and
     this configuration (dataclass or dict), else :class:`CheckpointError` names the
     difference. Tensor names and shapes are always checked against the built model."""
-    from equivision.training.config import diff_dicts, to_dict
-
     ref = _resolve(name_or_run_dir, checkpoint)
     name, stored_cfg = ref["model_name"], ref["model_config"]
     if model is not None and model != name:
@@ -208,8 +199,6 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> torch
 def _resolve(name_or_run_dir: str | os.PathLike[str], checkpoint: str | int) -> dict[str, Any]:
     p = Path(name_or_run_dir)
     if p.is_dir():
-        from equivision.training.checkpoint import find_checkpoint
-
         info = find_checkpoint(p, checkpoint)
         m = info.meta.get("model")
         if not isinstance(m, dict) or not isinstance(m.get("name"), str):
@@ -249,7 +238,6 @@ def export_pretrained(run_dir: str | os.PathLike[str], name: str,
     or neither; both outputs are checked before the checkpoint is read."""
     from equivision.errors import InvalidInputError
     from equivision.io import OutputSpec, atomic_paths, check_outputs
-    from equivision.training.checkpoint import find_checkpoint
 
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise InvalidInputError(f"pretrained name {name!r} must be a plain file name "

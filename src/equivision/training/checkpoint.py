@@ -1,17 +1,6 @@
 """Checkpoints of a run: safetensors for tensors, JSON for everything else; atomic.
 
-Layout of a run folder::
-
-    runs/toy/
-      config.json                      resolved run config (every field)
-      metrics.csv                      step,split,metric,value
-      best.json                        {"step", "metric", "value"} of the best checkpoint
-      checkpoints/step-00000100/
-        model.safetensors              model weights (what inference loads)
-        train_state.safetensors        optimizer tensors (Adam moments, momentum buffers)
-        meta.json                      step, config, model name+config, optimizer scalars,
-                                       scheduler/scaler state, RNG state of every rank,
-                                       metrics, best, SHA-256 of both tensor files
+The layout of a run folder is described in :mod:`equivision.runs`, which reads it.
 
 A checkpoint folder is written in a hidden temporary folder and renamed into place, so a
 killed run leaves either a complete checkpoint or none. Nothing is ever unpickled.
@@ -22,86 +11,30 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from equivision.errors import CheckpointError, DataFileNotFoundError
+from equivision.errors import CheckpointError
 from equivision.io import atomic_directory, atomic_path
 from equivision.models.weights import file_sha256, read_tensors, save_tensors
 
-CHECKPOINT_FORMAT = "equivision-checkpoint/1"
-_STEP_DIR = re.compile(r"^step-(\d{8,})$")
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    path: Path
-    step: int
-    meta: dict[str, Any]
-
-
-def checkpoints_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints in ``run_dir``, ascending."""
-    d = checkpoints_dir(run_dir)
-    if not d.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in d.iterdir()
-                  if p.is_dir() and (m := _STEP_DIR.match(p.name)))
-
-
-def read_meta(ckpt_dir: Path) -> dict[str, Any]:
-    p = ckpt_dir / "meta.json"
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise CheckpointError(f"checkpoint {ckpt_dir} has no meta.json; it is incomplete") from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{p} is corrupt (not valid JSON: {e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p} is not an equivision checkpoint ({CHECKPOINT_FORMAT})")
-    return meta
-
-
-def find_checkpoint(run_dir: Path, which: str | int = "latest") -> CheckpointInfo:
-    """The checkpoint ``which`` ("latest", "best" or a step) of a run folder."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataFileNotFoundError(f"run folder {run_dir} does not exist")
-    steps = checkpoint_steps(run_dir)
-    if not steps:
-        raise CheckpointError(f"run folder {run_dir} has no checkpoints (expected "
-                              f"{checkpoints_dir(run_dir)}/step-NNNNNNNN); train it first")
-    if which == "latest":
-        step = steps[-1]
-    elif which == "best":
-        best = read_best(run_dir)
-        step = best["step"] if best is not None and best["step"] in steps else steps[-1]
-    else:
-        try:
-            step = int(which)
-        except ValueError as e:
-            raise CheckpointError(f"checkpoint must be 'latest', 'best' or a step number, "
-                                  f"got {which!r}") from e
-        if step not in steps:
-            raise CheckpointError(f"run {run_dir} has no checkpoint at step {step}; "
-                                  f"it has steps {', '.join(map(str, steps))}")
-    path = checkpoints_dir(run_dir) / step_dir_name(step)
-    return CheckpointInfo(path, step, read_meta(path))
+# Reading a run folder lives in equivision.runs (below models and training); these names
+# stay importable from here.
+from equivision.runs import (  # noqa: F401
+    CHECKPOINT_FORMAT,
+    CheckpointInfo,
+    checkpoint_steps,
+    checkpoints_dir,
+    find_checkpoint,
+    read_best,
+    read_meta,
+    step_dir_name,
+)
 
 
 def verify_checkpoint(info: CheckpointInfo) -> None:
@@ -147,19 +80,6 @@ def drop_after(run_dir: Path, step: int) -> list[int]:
     for s in later:
         shutil.rmtree(checkpoints_dir(run_dir) / step_dir_name(s))
     return later
-
-
-def read_best(run_dir: Path) -> dict[str, Any] | None:
-    p = Path(run_dir) / "best.json"
-    if not p.is_file():
-        return None
-    try:
-        best = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{p} is corrupt (not valid JSON: {e})") from e
-    if not isinstance(best, dict) or not isinstance(best.get("step"), int):
-        raise CheckpointError(f"{p} does not name a checkpoint step")
-    return best
 
 
 def write_best(run_dir: Path, step: int, metric: str, value: float) -> None:

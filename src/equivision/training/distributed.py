@@ -64,11 +64,6 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.barrier()
-
-
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Mean over ranks of a float tensor (the tensor itself for one process)."""
     if not (info.enabled and dist.is_initialized()):

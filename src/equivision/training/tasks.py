@@ -73,6 +73,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from equivision._registry import import_each
 from equivision.errors import ConfigError
+from equivision.training.batches import batch_size_of, to_device
 
 # Modules that register tasks when imported; a later issue adds its module here.
 TASK_MODULES: list[str] = [
@@ -115,8 +116,6 @@ class Task:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, loader: DataLoader,
                  device: torch.device) -> dict[str, float]:
-        from equivision.training.trainer import batch_size_of, to_device
-
         sums: dict[str, float] = {}
         count = 0
         for batch in loader:

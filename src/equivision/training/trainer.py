@@ -41,15 +41,16 @@ from equivision.errors import (
 )
 from equivision.io import atomic_path
 from equivision.io.atomic import check_folder_output, clear_folder, write_marker
+from equivision.runs import read_run_config
 from equivision.training import checkpoint as ckpt
 from equivision.training import distributed as dist
+from equivision.training.batches import to_device
 from equivision.training.config import (
     RunConfig,
     TrainConfig,
     build_run_config,
     check_device_name,
     diff_dicts,
-    read_json,
     to_dict,
 )
 from equivision.training.tasks import Task, get_task
@@ -97,31 +98,6 @@ def resolve_device(name: str, info: dist.DistInfo) -> torch.device:
     if name != "cpu":
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     return torch.device("cpu")
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a (nested tuple/list/dict) batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        moved = [to_device(b, device) for b in batch]
-        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-def batch_size_of(batch: Any) -> int:
-    """Size of the first dimension of the first tensor found in ``batch``."""
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else 1
-    items = batch.values() if isinstance(batch, dict) else batch
-    if isinstance(items, (list, tuple, type({}.values()))):
-        for b in items:
-            n = batch_size_of(b)
-            if n:
-                return n
-    return 0
 
 
 def lr_factor(tc: TrainConfig) -> Callable[[int], float]:
@@ -252,14 +228,7 @@ def _prepare_run_dir(run_dir: Path, cfg: RunConfig, overwrite: bool) -> None:
 
 def load_run_config(run_dir: Path, task: Task) -> RunConfig:
     """The resolved config saved in a run folder, checked against ``task``."""
-    p = Path(run_dir) / "config.json"
-    if not Path(run_dir).is_dir():
-        from equivision.errors import DataFileNotFoundError
-
-        raise DataFileNotFoundError(f"run folder {run_dir} does not exist")
-    if not p.is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder (no config.json)")
-    data = read_json(p, "run config")
+    data = read_run_config(run_dir)
     data.pop("equivision_version", None)
     named = data.get("task_name")
     if named != task.name:
