@@ -103,7 +103,7 @@ def reconstruct_with_field(
 
     ``align_grid`` (default): the cloud is first expressed in its canonical frame, so the
     result is equivariant whatever the field (see the module doc). ``False``: the grid is
-    aligned with the world axes (the pipeline before commit 6432d31); the result then depends on
+    aligned with the world axes; the result then depends on
     the pose through the grid, and through the field unless it is equivariant itself. It
     exists to measure a field's *own* equivariance (the no-pose ablation of the benchmark,
     the tests), which the aligned grid would hide."""
