@@ -165,6 +165,29 @@ def test_batched_geodesic_distance_broadcasts_and_promotes():
     np.testing.assert_allclose(d.reshape(-1).numpy(), ref, atol=1e-6)
 
 
+def test_conversions_keep_device_and_dtype_and_agree_with_cpu(device, dtype):
+    """The property tests above sweep the dtype on the CPU; here every conversion runs on each
+    device and must return there, in the input dtype, with the CPU's numbers."""
+    r_cpu = SO3().random(16, seed=4, dtype=dtype)
+    r = r_cpu.to(device)
+    q, v = SO3.to_quaternion(r), SO3.to_rotvec(r)
+    ax, an = SO3.to_axis_angle(r)
+    abc = SO3.to_euler_zyz(r)
+    outs = {
+        "quaternion": q, "rotvec": v, "axis": ax, "angle": an, "alpha": abc[0],
+        "from_quaternion": SO3.from_quaternion(q), "from_rotvec": SO3.from_rotvec(v),
+        "from_axis_angle": SO3.from_axis_angle(ax, an), "from_euler_zyz": SO3.from_euler_zyz(*abc),
+        "geodesic": SO3.geodesic_distance(r[:8], r[8:]), "project": SO3.project(r),
+        "grid": SO3.grid(10, dtype=dtype, device=device),
+    }
+    for name, out in outs.items():
+        assert out.device.type == device and out.dtype == dtype, name
+    ref = SO3.geodesic_distance(r_cpu[:8], r_cpu[8:])
+    assert _max_err(outs["geodesic"].cpu(), ref) < MATRIX_TOL[dtype]
+    for name in ("from_quaternion", "from_rotvec", "from_axis_angle", "from_euler_zyz", "project"):
+        assert _max_err(outs[name].cpu(), r_cpu) < MATRIX_TOL[dtype], name
+
+
 # ----- checks --------------------------------------------------------------------------------
 _MATRIX_FNS = {
     "to_quaternion": SO3.to_quaternion,
