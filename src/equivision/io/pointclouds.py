@@ -207,18 +207,21 @@ def save_point_cloud(
         raise UnsupportedFormatError(f"cannot write point clouds as '{suffix}'; use {CLOUD_FORMATS}")
     pts = points.detach().cpu().double().numpy()
     arr = pts if normals is None else np.concatenate([pts, normals.detach().cpu().double().numpy()], 1)
+    # float64 points are written in float64 (a cloud far from the origin keeps its detail)
+    wide = points.dtype == torch.float64
     with atomic_path(p, overwrite=overwrite) as tmp:
         if suffix == ".npy":
             with open(tmp, "wb") as f:
-                np.save(f, arr.astype(np.float32))
+                np.save(f, arr if wide else arr.astype(np.float32))
         elif suffix == ".xyz":
-            np.savetxt(tmp, arr, fmt="%.7g")
+            np.savetxt(tmp, arr, fmt="%.17g" if wide else "%.7g")
         else:
             names = ["x", "y", "z"] + (["nx", "ny", "nz"] if normals is not None else [])
             header = "ply\nformat binary_little_endian 1.0\ncomment written by equivision\n"
             header += f"element vertex {len(arr)}\n"
-            header += "".join(f"property float {n}\n" for n in names) + "end_header\n"
+            kind = "double" if wide else "float"
+            header += "".join(f"property {kind} {n}\n" for n in names) + "end_header\n"
             with open(tmp, "wb") as f:
                 f.write(header.encode("ascii"))
-                f.write(arr.astype("<f4").tobytes())
+                f.write(arr.astype("<f8" if wide else "<f4").tobytes())
     return p
