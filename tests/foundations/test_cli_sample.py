@@ -49,9 +49,13 @@ def test_rotate_keeps_distances_to_the_centre_and_normals_are_written(box, tmp_p
 
 def test_far_off_mesh_keeps_float64_detail(tmp_path, capfd):
     m = trimesh.creation.icosphere(2)
-    m.vertices += 1e6
+    v, f = np.asarray(m.vertices) + 1e6, np.asarray(m.faces)
     src = tmp_path / "far.ply"
-    m.export(src, encoding="ascii")
+    src.write_text("ply\nformat ascii 1.0\n"
+                   f"element vertex {len(v)}\nproperty double x\nproperty double y\nproperty double z\n"
+                   f"element face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
+                   + "".join(f"{a:.17g} {b:.17g} {c:.17g}\n" for a, b, c in v)
+                   + "".join(f"3 {a} {b} {c}\n" for a, b, c in f))
     code, _, err = _run(["sample", src, "-o", tmp_path / "far.ply.xyz", "-n", 200], capfd)
     assert code == 0, err
     pts, _ = load_point_cloud(tmp_path / "far.ply.xyz", dtype=torch.float64)
