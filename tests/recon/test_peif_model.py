@@ -12,7 +12,8 @@ from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeE
 from equivision.geometry import normalize_mesh, sample_surface_uniform
 from equivision.groups import SE3
 from equivision.models import build_model, list_pretrained, load
-from equivision.models.peif import MemoryBank, PatchAttention, PEIFConfig, PEIFNet, bf16_matmul_supported
+from equivision.models.peif import MemoryBank, PatchAttention, PEIFConfig, PEIFNet
+from equivision.nn.cpu import bf16_matmul_supported
 from equivision.recon.frames import canonical_patches, vectors_from_frame
 from equivision.recon.predict import auto_precision, inference_dtype, predict_displacement
 from equivision.testing import assert_equivariant, equivariance_error

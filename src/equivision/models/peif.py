@@ -28,7 +28,6 @@ mean over heads of ``max(cos(Mᵢ, Mⱼ), 0)`` over pairs ``i ≠ j`` of items o
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 
 from equivision.errors import ShapeError
 from equivision.models import register_model
+from equivision.nn.pointwise import linear_relu, mlp, run_mlp
 
 
 @dataclass
@@ -54,82 +54,6 @@ class PEIFConfig:
     pose_normalization: bool = True
     """False: the paper's ablation. Patches are only centred on their centroid (world axes
     kept, no rotation back), so the field is no longer rotation-equivariant."""
-
-
-def mlp(widths: list[int], *, last_activation: bool = True) -> nn.Sequential:
-    """Linear layers with ReLU between them (per point when applied to ``(..., C)``)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(widths)):
-        layers.append(nn.Linear(a, b))
-        if last_activation or i < len(widths) - 2:
-            layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-def _fused_linear_relu_available() -> bool:
-    try:
-        op = torch.ops.mkldnn._linear_pointwise
-        x = torch.ones(2, 3)
-        out = op(x, torch.ones(4, 3), torch.zeros(4), "relu", [], "")
-        return bool(torch.equal(out, torch.full((2, 4), 3.0)))
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_FUSED: bool | None = None
-
-
-def _fused() -> bool:
-    global _FUSED
-    if _FUSED is None:
-        _FUSED = _fused_linear_relu_available()
-    return _FUSED
-
-
-def bf16_matmul_supported() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16) through
-    oneDNN, where :meth:`PEIFNet.infer` in bfloat16 pays off (3x the float32 throughput on an
-    AMX Xeon). Without those instructions bfloat16 products are emulated and slower than
-    float32, so the automatic choice stays float32."""
-    try:
-        caps = torch.cpu.get_capabilities()
-    except AttributeError:  # torch < 2.8 has no capability query: stay in float32
-        return False
-    native = bool(caps.get("amx_bf16", False) or caps.get("avx512_bf16", False))
-    return native and torch.backends.mkldnn.is_available()
-
-
-def run_mlp(seq: nn.Sequential, x: Tensor, weights: list[tuple[Tensor, Tensor | None]] | None = None,
-            ) -> Tensor:
-    """``seq(x)`` for an :func:`mlp`; without autograd on CPU (float32 or bfloat16), each
-    Linear + ReLU pair runs as one oneDNN call with the bias and ReLU fused into the product
-    (2x faster on the narrow per-point layers, where writing the bias and the ReLU pass cost
-    as much as the product; the same values to float rounding). ``weights``: the layers'
-    ``(weight, bias)`` to use instead of their own (their bfloat16 copies), in order."""
-    if weights is None:
-        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
-            return seq(x)
-        weights = [(m.weight, m.bias) for m in seq if isinstance(m, nn.Linear)]
-    fused = x.device.type == "cpu" and not torch.is_grad_enabled() and _fused()
-    layers, i, j, shape = list(seq), 0, 0, x.shape[:-1]
-    x = x.reshape(-1, x.shape[-1])
-    while i < len(layers):
-        layer = layers[i]
-        relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
-        if isinstance(layer, nn.Linear):
-            w, b = weights[j]
-            j += 1
-            if relu and fused:
-                x = torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [], "")
-            else:
-                x = F.linear(x, w, b)
-                if relu:
-                    x = x.relu_()
-            i += 2 if relu else 1
-        else:
-            x = layer(x)
-            i += 1
-    return x.reshape(*shape, x.shape[-1])
 
 
 class PatchAttention(nn.Module):
@@ -289,7 +213,7 @@ class PEIFNet(nn.Module):
     @torch.no_grad()
     def infer(self, patches: Tensor, queries: Tensor, dtype: torch.dtype = torch.bfloat16) -> Tensor:
         """:meth:`forward` without autograd, its products in ``dtype`` (bfloat16): on a CPU with
-        AMX about 3x faster than float32 (``bf16_matmul_supported``).
+        AMX about 3x faster than float32 (:func:`equivision.nn.cpu.bf16_matmul_supported`).
 
         Weights are rearranged and cast once (cached); activations stay in ``dtype`` between
         layers, every product accumulates in float32 inside oneDNN and is rounded once.
@@ -307,22 +231,15 @@ class PEIFNet(nn.Module):
         patches, queries = patches.float(), queries.float()
         patches, queries, s = self._normalise(patches, queries)
         n, d = patches.shape[0], self.cfg.feature_dim
-        fused = _fused() and patches.device.type == "cpu"
-
-        def layer(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # Linear + ReLU
-            if fused:
-                return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [], "")
-            return F.linear(x, weight, bias).relu_()
-
         # SRM and MLP_p together: z (Q·K, 2D) holds [zᵢ, f_pᵢ] of every patch point
         z = torch.cat([patches, patches - queries[:, None]], -1).reshape(-1, 6)
-        z = layer(z, w["pp_w0"], w["pp_b0"]).to(dtype)
+        z = linear_relu(z, w["pp_w0"], w["pp_b0"]).to(dtype)
         i = 1
         while f"pp_w{i}" in w:
-            z = layer(z, w[f"pp_w{i}"], w[f"pp_b{i}"])
+            z = linear_relu(z, w[f"pp_w{i}"], w[f"pp_b{i}"])
             i += 1
         z = z.view(n, k, 2 * d)
-        f_q = layer(queries, self.mlp_q[0].weight, self.mlp_q[0].bias).to(dtype)
+        f_q = linear_relu(queries, self.mlp_q[0].weight, self.mlp_q[0].bias).to(dtype)
         f_q = run_mlp(self.mlp_q[2:], f_q, c["mlp_q"])  # (Q, D)
         # attention (PatchAttention.pooled); the query vector is zero on the zᵢ half, so the
         # products read f_pᵢ in place; softmaxes and top-k in float32

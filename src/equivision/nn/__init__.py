@@ -12,8 +12,17 @@ group-axis layers above, which work on any 5-D map.
 
 Spheres, Driscoll–Healy grid maps ``(B, C, 2b, 2b)``: :class:`SphericalConv`,
 :class:`SphericalBatchNorm`, :class:`SphericalGlobalPool`, :class:`SphericalResBlock`.
+
+Per-point MLPs ``(..., C)``: :func:`mlp` builds one, :func:`run_mlp` runs it without autograd
+with fused Linear + ReLU kernels on CPU (:func:`linear_relu`); CPU capability probes
+:func:`fused_linear_relu_supported` and :func:`bf16_matmul_supported`.
+
+Vector neurons, SO(3)-equivariant features ``(B, C, 3, N)`` (:mod:`equivision.nn.vector_neurons`):
+:class:`VNLinear`, :class:`VNLeakyReLU`, :class:`VNLinearLeakyReLU`, :class:`VNBatchNorm`,
+:class:`VNMaxPool`, :class:`VNMeanPool`, :class:`VNInvariant`, :func:`vn_edge_features`.
 """
 
+from equivision.nn.cpu import bf16_matmul_supported, fused_linear_relu_supported
 from equivision.nn.gconv import (
     GroupAvgPool2d,
     GroupBatchNorm,
@@ -22,6 +31,7 @@ from equivision.nn.gconv import (
     GroupProjection,
     LiftingConv2d,
 )
+from equivision.nn.pointwise import linear_relu, mlp, run_mlp
 from equivision.nn.scale import (
     ScaleGroupConv2d,
     ScaleLiftingConv2d,
@@ -35,6 +45,18 @@ from equivision.nn.spherical import (
     SphericalConv,
     SphericalGlobalPool,
     SphericalResBlock,
+)
+from equivision.nn.vector_neurons import (
+    VNBatchNorm,
+    VNInvariant,
+    VNLeakyReLU,
+    VNLinear,
+    VNLinearLeakyReLU,
+    VNMaxPool,
+    VNMeanPool,
+    knn_indices,
+    vn_edge_features,
+    vn_mean_pool,
 )
 
 __all__ = [
@@ -50,8 +72,23 @@ __all__ = [
     "SphericalConv",
     "SphericalGlobalPool",
     "SphericalResBlock",
+    "VNBatchNorm",
+    "VNInvariant",
+    "VNLeakyReLU",
+    "VNLinear",
+    "VNLinearLeakyReLU",
+    "VNMaxPool",
+    "VNMeanPool",
     "ZoomGroupConv2d",
     "ZoomLiftingConv2d",
+    "bf16_matmul_supported",
+    "fused_linear_relu_supported",
     "geometric_scales",
+    "knn_indices",
+    "linear_relu",
+    "mlp",
+    "run_mlp",
+    "vn_edge_features",
+    "vn_mean_pool",
     "zoom_grid",
 ]

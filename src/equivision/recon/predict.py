@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError
-from equivision.models.peif import bf16_matmul_supported
+from equivision.nn.cpu import bf16_matmul_supported
 from equivision.recon.frames import canonical_patches, vectors_from_frame
 from equivision.recon.patches import knn_patches
 
@@ -157,7 +157,7 @@ def auto_precision(model: nn.Module, *, timer: Callable[[torch.dtype], float] | 
     """The arithmetic ``compute_dtype=None`` uses for ``model`` on this CPU, by measurement.
 
     Only a float32 model on CPU with the bfloat16 path (``model.infer``) and native bfloat16
-    products (:func:`~equivision.models.peif.bf16_matmul_supported`) is measured: the network
+    products (:func:`~equivision.nn.cpu.bf16_matmul_supported`) is measured: the network
     on a few hundred queries in float32 and in bfloat16 (``timer(dtype)`` in ms; default a few
     real calls, well under a second), bfloat16 kept only when faster by :data:`BF16_MARGIN`
     (some CPUs with AVX-512 BF16 but no AMX run it slower than float32). The result is cached
