@@ -4,7 +4,7 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/spherical_cnn.py`` (``--qui
 short run, ``--device cuda`` on a GPU). Prints two tables and appends their rows to ``--jsonl``
 (default ``benchmarks/results/spherical_cnn.jsonl``):
 
-1. Ray casting (:func:`equivision.geometry.raycast_sphere`), meshes × rotations per second at
+1. Ray casting (:func:`equivision.render.raycast_sphere`), meshes × rotations per second at
    bandwidth 32 and 64, with Intel Embree (``embreex``, through trimesh) against the two
    PyTorch fallbacks: the bucketed one used by default without Embree and the brute force
    over every ray–face pair (and the largest difference between their signals, as a check).
@@ -29,18 +29,18 @@ from torch import Tensor, nn
 
 from _results import RowWriter, add_jsonl_option
 from _timing import interleaved_medians
-from equivision.geometry.raycast import (
+from equivision.groups import SO3
+from equivision.io.meshes import Mesh
+from equivision.models import count_parameters
+from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
+from equivision.nn import SphericalConv
+from equivision.render import (
     embree_available,
     first_hits_embree,
     first_hits_through_point,
     first_hits_torch,
     raycast_sphere,
 )
-from equivision.groups import SO3
-from equivision.io.meshes import Mesh
-from equivision.models import count_parameters
-from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
-from equivision.nn import SphericalConv
 from equivision.testing.oracles import import_torch_harmonics
 
 

@@ -23,8 +23,8 @@ def sphere(
 
     from equivision.figures.sphere import render_sphere_signal
     from equivision.geometry.normalize import check_mesh_area, normalize_mesh
-    from equivision.geometry.raycast import embree_available, raycast_sphere
     from equivision.io import OutputSpec, atomic_paths, check_outputs, load_mesh
+    from equivision.render import embree_available, raycast_sphere
 
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--signal", signal, (".npy",))],
                   overwrite=overwrite)

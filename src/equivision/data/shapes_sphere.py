@@ -2,7 +2,7 @@
 
 Two collections: the 10 ShapeNet classes of the shared data (canonically aligned, up = +y) and
 the project's procedural families (also up = +y). Each mesh becomes ``rotations`` ray-cast
-signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.geometry.raycast.raycast_sphere`)
+signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.render.raycast_sphere`)
 under the protocol's rotations:
 
 * ``upright-upright``: train and test rotated about the up axis only, with the up axis turned
@@ -146,7 +146,7 @@ def _source_fingerprint(cfg: SphereDataConfig) -> list:
 def _cast(
     items, kind: str, n_rot: int, cfg: SphereDataConfig, seed_offset: int, progress
 ) -> tuple[Tensor, Tensor]:
-    from equivision.geometry.raycast import raycast_sphere
+    from equivision.render.sphere import raycast_sphere
 
     xs, ys = [], []
     for idx, (_name, label, load) in enumerate(items):

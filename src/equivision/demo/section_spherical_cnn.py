@@ -11,10 +11,10 @@ from equivision.demo import DemoContext, demo_section
 def spherical_cnn(ctx: DemoContext) -> str:
     from equivision.data.procedural import make_shape
     from equivision.figures.sphere import render_sphere_signal
-    from equivision.geometry.raycast import raycast_sphere
     from equivision.groups import SO3
     from equivision.io import Mesh, load_mesh
     from equivision.pipelines.classify import classify_mesh, load_classifier
+    from equivision.render.sphere import raycast_sphere
 
     if ctx.data_root is not None and (ctx.data_root / "shapenet10" / "chair").is_dir():
         # a held-out object: the split keeps every fourth file of a class for testing

@@ -1,5 +1,5 @@
-"""Geometry on meshes and point clouds: normalisation, surface sampling, noise, ray casting
-onto the sphere."""
+"""Geometry on meshes and point clouds: normalisation, surface sampling, noise (ray casting
+onto the sphere is :mod:`equivision.render`)."""
 
 from equivision.geometry.normalize import (
     bounding_box_diagonal,
@@ -8,7 +8,6 @@ from equivision.geometry.normalize import (
     normalize_points,
     unit_box_transform,
 )
-from equivision.geometry.raycast import raycast_sphere
 from equivision.geometry.sampling import (
     add_gaussian_noise,
     face_areas_and_normals,
@@ -25,7 +24,6 @@ __all__ = [
     "farthest_point_sampling",
     "normalize_mesh",
     "normalize_points",
-    "raycast_sphere",
     "sample_surface_poisson_disk",
     "sample_surface_uniform",
     "unit_box_transform",

@@ -69,7 +69,7 @@ def classify_mesh(mesh: Mesh, model: nn.Module, classes: tuple[str, ...]) -> Cla
     them). A mesh with almost no area for its size (collinear faces) raises
     :class:`~equivision.errors.DegenerateGeometryError`; a flat one is classified."""
     from equivision.geometry.normalize import check_mesh_area, normalize_mesh
-    from equivision.geometry.raycast import raycast_sphere
+    from equivision.render.sphere import raycast_sphere
 
     check_mesh_area(mesh)
     unit, _, _ = normalize_mesh(Mesh(mesh.vertices.double(), mesh.faces))

@@ -10,7 +10,9 @@ import trimesh
 
 from equivision.data.procedural import make_shape
 from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeError
-from equivision.geometry.raycast import (
+from equivision.groups import SO3
+from equivision.io import Mesh
+from equivision.render import (
     embree_available,
     first_hits_embree,
     first_hits_through_point,
@@ -18,8 +20,6 @@ from equivision.geometry.raycast import (
     raycast_sphere,
     surface_centroid,
 )
-from equivision.groups import SO3
-from equivision.io import Mesh
 from equivision.sphere.grid import Grid
 from equivision.testing import assert_equivariant
 
