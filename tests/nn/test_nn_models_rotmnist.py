@@ -228,7 +228,7 @@ def test_rotmnist_task_augment_uses_the_source_digits(data_root):
 def test_experiment_names_order_and_summary(tmp_path):
     import json
 
-    from equivision.tasks.rotmnist import (
+    from equivision.experiments.rotmnist import (
         EXPERIMENT_RUNS,
         ExperimentRun,
         experiment_jobs,
@@ -285,7 +285,7 @@ def test_spatial_max_pool_keeps_a_small_objects_features():
 
 
 def test_magnification_consistency():
-    from equivision.tasks.rotmnist import magnification_consistency
+    from equivision.experiments.rotmnist import magnification_consistency
 
     v = torch.linspace(0.2, 0.9, 6)
     x = torch.zeros(6, 1, 28, 28)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from equivision.tasks.shapes_sphere import experiment_jobs, summarize_experiment
+from equivision.experiments.shapes_sphere import experiment_jobs, summarize_experiment
 
 
 def test_jobs_run_seed_by_seed_and_cover_every_combination():

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from equivision.errors import ConfigError
-from equivision.training.experiment import claim, mean_std, read_results, run_jobs
+from equivision.experiments.runner import claim, mean_std, read_results, run_jobs
 
 
 def test_claim_is_exclusive(tmp_path):
@@ -54,7 +54,7 @@ def test_mean_std():
 
 
 def test_main_runs_summarises_and_prints_reports(tmp_path, capsys):
-    from equivision.training.experiment import main
+    from equivision.experiments.runner import main
 
     calls: list[tuple] = []
 

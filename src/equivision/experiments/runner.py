@@ -1,11 +1,15 @@
-"""Many seeded training runs in one folder, shared by several processes.
+"""Scaffolding shared by the experiments: many seeded training runs in one folder, shared by
+several processes, and the Markdown tables that summarise them.
 
 An experiment is a list of named jobs; each job trains (and evaluates) one run in
-``out_dir/<name>`` and returns a row of results. :func:`run_jobs` lets several processes
-work through the same list: a process claims a job by creating ``<name>.claim`` exclusively,
-so no job runs twice, and writes its rows to ``out_dir/results_<shard>.json`` (rewritten
-atomically after each job, so a run cut short keeps what it finished). :func:`read_results`
-gathers the rows of every shard and :func:`mean_std` formats a table cell.
+``out_dir/<name>`` (:func:`run_name`) and returns a row of results. :func:`run_jobs` lets
+several processes work through the same list: a process claims a job by creating
+``<name>.claim`` exclusively, so no job runs twice, and writes its rows to
+``out_dir/results_<shard>.json`` (rewritten atomically after each job, so a run cut short
+keeps what it finished). :func:`read_results` gathers the rows of every shard,
+:func:`listed_rows` sets aside those of runs no longer in the experiment, and
+:func:`mean_std`, :func:`minutes_per_run` and :func:`markdown_table` format the summary.
+:func:`main` is the command line of every experiment module.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ import torch
 from equivision.errors import ConfigError
 
 Row = dict[str, Any]
+Job = tuple[str, Callable[[Path], Row]]
+
+
+def run_name(*parts: object, seed: int) -> str:
+    """The folder of one run: its ``parts`` joined by ``_``, then ``_s<seed>``."""
+    return "_".join(str(p) for p in (*parts, f"s{seed}"))
 
 
 def claim(out_dir: Path, name: str) -> bool:
@@ -34,8 +44,7 @@ def claim(out_dir: Path, name: str) -> bool:
     return True
 
 
-def run_jobs(out_dir: str | Path, jobs: Sequence[tuple[str, Callable[[Path], Row]]],
-             shard: int = 0) -> list[Row]:
+def run_jobs(out_dir: str | Path, jobs: Sequence[Job], shard: int = 0) -> list[Row]:
     """Run every unclaimed job ``(name, fn)`` as ``fn(out_dir / name)``; each row gets the job's
     ``name``, wall ``seconds`` and torch ``threads``. Returns the shard's rows (those of an
     earlier process with the same ``shard`` included)."""
@@ -68,6 +77,16 @@ def read_results(out_dir: str | Path) -> list[Row]:
     return rows
 
 
+def listed_rows(rows: Sequence[Row], listed: Callable[[Row], bool]) -> tuple[list[Row], str]:
+    """The ``rows`` of runs still in the experiment (``listed(row)``), and a note counting the
+    others for under the table (``""`` when there are none): results of an earlier plan (a
+    width since changed, say) stay in the folder but must not mix into the table."""
+    kept = [r for r in rows if listed(r)]
+    n = len(rows) - len(kept)
+    note = f"({n} row{'s' if n > 1 else ''} of runs no longer in the experiment left out.)"
+    return kept, note if n > 0 else ""
+
+
 def mean_std(values: Iterable[float], digits: int = 2) -> str:
     """``"mean ± std (n=k)"`` (sample std; 0 for one value), or ``"—"`` for none."""
     vals = [float(v) for v in values]
@@ -77,6 +96,21 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
     return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f} (n={len(vals)})"
 
 
+def minutes_per_run(rows: Iterable[Row]) -> str:
+    """The mean wall time of ``rows`` (their ``seconds``) in minutes, one decimal."""
+    return f"{statistics.mean(float(r['seconds']) for r in rows) / 60:.1f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], note: str = "") -> str:
+    """A Markdown table of ``header`` and ``rows`` (cells as text), ``note`` after a blank line
+    when given; ends with a newline."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    if note:
+        out.append(f"\n{note}")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[str], str],
          reports: Mapping[str, Callable[[str], str]] | None = None) -> int:
     """Command line of an experiment module: ``OUT_DIR [SHARD]`` runs (a share of) it with one
@@ -84,12 +118,12 @@ def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[s
     small models); ``OUT_DIR --summary`` prints its table; ``OUT_DIR --<report>`` prints one
     of the module's other ``reports`` (flag → function of ``OUT_DIR``)."""
     tables = {"--summary": summarize, **(reports or {})}
-    if not argv or len(argv) > 2:
-        print(f"usage: python -m <experiment module> OUT_DIR [SHARD | {' | '.join(tables)}]")
-        return 2
     if len(argv) == 2 and argv[1] in tables:
         print(tables[argv[1]](argv[0]), end="")
         return 0
+    if not argv or len(argv) > 2 or (len(argv) == 2 and not argv[1].isdigit()):
+        print(f"usage: python -m <experiment module> OUT_DIR [SHARD | {' | '.join(tables)}]")
+        return 2
     torch.set_num_threads(1)
     run(argv[0], shard=int(argv[1]) if len(argv) == 2 else 0)
     return 0
