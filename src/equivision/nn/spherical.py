@@ -115,12 +115,13 @@ class SphericalBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
-        w = dh_weights(bandwidth, dtype=torch.float64)
-        self.register_buffer("area", (w / (w.sum() * 2 * bandwidth)).float()[:, None], persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         check_grid_input(x, self.channels, self.bandwidth, "SphericalBatchNorm")
-        a = self.area.to(x.dtype)
+        # the quadrature weights in the input's own dtype: a float32 buffer cast up would limit
+        # float64 statistics to float32's accuracy
+        w = dh_weights(self.bandwidth, dtype=x.dtype, device=x.device)
+        a = (w / (w.sum() * 2 * self.bandwidth))[:, None]
         if self.training:
             mean = (x * a).sum((-1, -2)).mean(0)
             var = (((x - mean[None, :, None, None]) ** 2) * a).sum((-1, -2)).mean(0)
