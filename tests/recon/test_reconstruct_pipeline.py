@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from equivision.errors import DegenerateGeometryError, InvalidInputError
+from equivision.figures import save_reconstruction_preview as save_preview
 from equivision.models.peif import PEIFConfig, PEIFNet
-from equivision.pipelines.reconstruct import reconstruct, reconstruct_with_field, save_preview
+from equivision.pipelines.reconstruct import reconstruct, reconstruct_with_field
 
 
 def sphere_cloud(n: int, radius: float, center, seed: int = 0) -> torch.Tensor:

@@ -38,6 +38,7 @@ def reconstruct(
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from equivision.figures import save_reconstruction_preview
     from equivision.io import (
         MESH_FORMATS,
         OutputSpec,
@@ -47,7 +48,7 @@ def reconstruct(
         save_mesh,
     )
     from equivision.models import load
-    from equivision.pipelines.reconstruct import check_resolution, save_preview
+    from equivision.pipelines.reconstruct import check_resolution
     from equivision.pipelines.reconstruct import reconstruct as run
 
     device = check_device(device)
@@ -87,7 +88,7 @@ def reconstruct(
     with atomic_paths([out] if preview is None else [out, preview], overwrite=overwrite) as tmps:
         save_mesh(result.mesh, tmps[0], overwrite=True)
         if preview is not None:
-            save_preview(points, result.mesh, tmps[1], title=f"{cloud.name} → {out.name}")
+            save_reconstruction_preview(points, result.mesh, tmps[1], title=f"{cloud.name} → {out.name}")
     console.print(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "

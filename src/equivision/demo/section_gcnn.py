@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import tempfile
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from equivision.demo import DemoContext, demo_section
+from equivision.figures import save_group_maps
 from equivision.groups import (
     C4,
     C8,
@@ -33,25 +30,6 @@ from equivision.nn import (
 from equivision.testing import equivariance_error
 
 
-def _two_row_figure(ctx: DemoContext, name: str, rows: list[tuple[torch.Tensor, torch.Tensor, str]],
-                    map_titles: list[str], title: str) -> None:
-    """Two inputs (left) and their 4 lifted maps each, on one colour scale (the first row's)."""
-    vmax = float(rows[0][1].abs().max())
-    fig, axes = plt.subplots(2, 5, figsize=(10, 4.9))
-    for row, (img, maps, label) in enumerate(rows):
-        axes[row, 0].imshow(img.numpy(), cmap="gray")
-        axes[row, 0].set_title(label, fontsize=9)
-        for k in range(4):
-            axes[row, k + 1].imshow(maps[k].numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            axes[row, k + 1].set_title(map_titles[k], fontsize=9)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ctx.figure(name), dpi=110)
-    plt.close(fig)
-
-
 def _lifting_figure(ctx: DemoContext, digit: torch.Tensor) -> float:
     """Digit and its +90° rotation through a C4 lifting layer with an edge detector."""
     lift = LiftingConv2d(1, 1, 3, C4, bias=False).double()
@@ -63,7 +41,7 @@ def _lifting_figure(ctx: DemoContext, digit: torch.Tensor) -> float:
     with torch.no_grad():
         y, y_rot = lift(x)[0, 0], lift(x_rot)[0, 0]
     err = float((y_rot - group_image_action(C4)(torch.tensor(1), y[None])[0]).norm() / y.norm())
-    _two_row_figure(ctx, "gcnn_lifting.png",
+    save_group_maps(ctx.figure("gcnn_lifting.png"),
                     [(x[0, 0], y, "digit"), (x_rot[0, 0], y_rot, "digit rotated +90°")],
                     [f"lifted, rotation {90 * k}°" for k in range(4)],
                     "C4 lifting: the maps of the rotated digit are the maps of the digit "
@@ -90,7 +68,7 @@ def _zoom_figure(ctx: DemoContext, digit: torch.Tensor) -> float:
     with torch.no_grad():
         y_small, y_big = lift(small)[0, 0], lift(big)[0, 0]
     err = float((y_big[:3] - y_small[1:]).norm() / y_small[1:].norm())
-    _two_row_figure(ctx, "gcnn_zoom_lifting.png",
+    save_group_maps(ctx.figure("gcnn_zoom_lifting.png"),
                     [(small[0, 0], y_small, "digit at 0.4×"), (big[0, 0], y_big, "magnified √2×")],
                     [f"slice {i}: input zoomed {z:.2g}×" for i, z in enumerate(lift.zooms)],
                     "Scale lifting on zoomed grids: the magnified digit's slice i is the small "

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +11,7 @@ from equivision.data.digits import mnist_or_drawn
 from equivision.data.procedural import FAMILIES, make_shape
 from equivision.demo import DemoContext, demo_section
 from equivision.errors import EquivarianceError
+from equivision.figures import save_cloud_row, save_image_row, save_mesh_row
 from equivision.geometry import normalize_mesh, sample_surface_uniform
 from equivision.groups import (
     C4,
@@ -55,14 +52,7 @@ def _plane_section(ctx: DemoContext) -> str:
         ),
         ("R²⋊R+: s=0.6", act_on_image(st, torch.tensor([0.0, 0.0, 0.6], dtype=torch.float64), digit)),
     ]
-    fig, axes = plt.subplots(1, len(views), figsize=(2.0 * len(views), 2.4))
-    for ax, (title, img) in zip(axes, views, strict=True):
-        ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(ctx.figure("plane_actions.png"), dpi=110)
-    plt.close(fig)
+    save_image_row(ctx.figure("plane_actions.png"), views)
 
     # the left-regular representation is a homomorphism: L_g L_h f = L_{gh} f
     rows = []
@@ -98,7 +88,6 @@ def _space_section(ctx: DemoContext) -> str:
     pts, _ = sample_surface_uniform(mesh, 3000, seed=ctx.seed)
     so3 = SO3()
     rots = so3.random(3, seed=ctx.seed, dtype=pts.dtype)
-    fig = plt.figure(figsize=(10, 2.8))
     clouds = [("original", pts)] + [
         (
             f"R{i + 1}: {math.degrees(float(so3.geodesic_distance(so3.identity(), r))):.0f}° "
@@ -107,19 +96,7 @@ def _space_section(ctx: DemoContext) -> str:
         )
         for i, r in enumerate(rots)
     ]
-    for i, (title, c) in enumerate(clouds):
-        ax = fig.add_subplot(1, 4, i + 1, projection="3d")
-        ax.scatter(c[:, 0], c[:, 2], c[:, 1], s=0.5, c=c[:, 1], cmap="viridis")
-        ax.set_title(title, fontsize=7)
-        ax.set_box_aspect((1, 1, 1))
-        lim = 0.6
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_zlim(-lim, lim)
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(ctx.figure("so3_actions.png"), dpi=110)
-    plt.close(fig)
+    save_cloud_row(ctx.figure("so3_actions.png"), clouds)
     # ZYZ Euler and quaternion round trips on the same rotations
     a, b, c = SO3.to_euler_zyz(rots.double())
     euler_err = float((SO3.from_euler_zyz(a, b, c) - rots.double()).abs().max())
@@ -186,20 +163,8 @@ def _harness_section(ctx: DemoContext) -> str:
 
 @demo_section("Procedural shapes", order=13)
 def _shapes_section(ctx: DemoContext) -> str:
-    fig = plt.figure(figsize=(12, 3))
-    for i, fam in enumerate(FAMILIES):
-        mesh = make_shape(fam, ctx.seed).mesh(40)
-        v, f = mesh.vertices.numpy(), mesh.faces.numpy()
-        ax = fig.add_subplot(1, len(FAMILIES), i + 1, projection="3d")
-        ax.plot_trisurf(v[:, 0], v[:, 2], f, v[:, 1], color="#7aa6d6", linewidth=0, shade=True)
-        ax.set_title(fam, fontsize=8)
-        ax.set_box_aspect((1, 1, 1))
-        for setlim in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
-            setlim(-0.55, 0.55)
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(ctx.figure("procedural_shapes.png"), dpi=100)
-    plt.close(fig)
+    save_mesh_row(ctx.figure("procedural_shapes.png"),
+                  [(fam, make_shape(fam, ctx.seed).mesh(40)) for fam in FAMILIES])
     return (
         "Seeded procedural shapes (`equivision.data.procedural.make_shape(family, seed)`), built "
         "from signed distance functions and meshed by marching cubes, in the unit box, +y up. "

@@ -10,12 +10,13 @@ from equivision.demo import DemoContext, demo_section
 @demo_section("Pose-invariant surface reconstruction (PEIF)", order=40)
 def reconstruction(ctx: DemoContext) -> str:
     from equivision.data.procedural import make_shape
+    from equivision.figures import save_reconstruction_preview
     from equivision.geometry import normalize_mesh, sample_surface_uniform
     from equivision.groups import SO3
     from equivision.io import Mesh, load_mesh
     from equivision.metrics import evaluate_reconstruction
     from equivision.models import load
-    from equivision.pipelines.reconstruct import reconstruct, save_preview
+    from equivision.pipelines.reconstruct import reconstruct
 
     if ctx.data_root is not None and (ctx.data_root / "classic" / "fertility.ply").exists():
         ref, _, _ = normalize_mesh(load_mesh(ctx.data_root / "classic" / "fertility.ply"))
@@ -31,10 +32,10 @@ def reconstruction(ctx: DemoContext) -> str:
         mesh = reconstruct(cloud, net, resolution=96, device=ctx.device).mesh
         sec = time.perf_counter() - t
         if back is not None:
-            save_preview(cloud, mesh, ctx.figure("reconstruction_rotated.png"), title=f"{name}")
+            save_reconstruction_preview(cloud, mesh, ctx.figure("reconstruction_rotated.png"), title=name)
             mesh = Mesh(mesh.vertices @ back, mesh.faces)
         else:
-            save_preview(cloud, mesh, ctx.figure("reconstruction.png"), title=name)
+            save_reconstruction_preview(cloud, mesh, ctx.figure("reconstruction.png"), title=name)
         m = evaluate_reconstruction(mesh, ref, n_points=50_000, seed=ctx.seed)
         rows.append(
             f"| {name} | {m.cd_l1_x100:.3f} | {m.fscore[0.01]:.3f} | "

@@ -10,14 +10,11 @@ from __future__ import annotations
 import math
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from equivision.data.procedural import make_shape
 from equivision.demo import DemoContext, demo_section
+from equivision.figures import save_sphere_maps
 from equivision.groups import SO3
 from equivision.io import load_mesh
 from equivision.sphere import Grid, align, isht, real_sph_harm_points, rotate, sht
@@ -68,20 +65,11 @@ def sphere_section(ctx: DemoContext) -> str:
     e_grid = float(SO3.geodesic_distance(r_grid.double(), r_true)) * 180 / math.pi
     e_ref = float(SO3.geodesic_distance(r_est.double(), r_true)) * 180 / math.pi
 
-    panels = [("support function h_M", h), ("h of the rotated mesh (resampled)", h_rot),
-              ("rotate(h_M, R) by Wigner-D", by_wigner), ("difference", by_wigner - h_rot)]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
-    for ax, (title, img) in zip(axes, panels, strict=True):
-        im = ax.imshow(img.numpy(), cmap="viridis" if title != "difference" else "coolwarm",
-                       extent=(0, 360, 180, 0), aspect="auto")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("azimuth φ (°)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    axes[0].set_ylabel("colatitude θ (°)")
-    fig.suptitle(f"{source}, B = {b}; align error {e_ref:.4f}° (grid only {e_grid:.2f}°)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(ctx.figure("sphere_rotation_align.png"), dpi=110)
-    plt.close(fig)
+    panels = [("support function h_M", h, "viridis"), ("h of the rotated mesh (resampled)", h_rot, "viridis"),
+              ("rotate(h_M, R) by Wigner-D", by_wigner, "viridis"),
+              ("difference", by_wigner - h_rot, "coolwarm")]
+    save_sphere_maps(ctx.figure("sphere_rotation_align.png"), panels,
+                     f"{source}, B = {b}; align error {e_ref:.4f}° (grid only {e_grid:.2f}°)")
 
     return f"""
 The support function of {source} is sampled on the {2 * b} × {2 * b} Driscoll–Healy grid and

@@ -173,38 +173,3 @@ def reconstruct(
             points, make_field, min_points=k, resolution=resolution, align_grid=align_grid,
             progress=progress,
         )
-
-
-def save_preview(points: Tensor, mesh: Mesh, path, *, title: str = "") -> None:
-    """A PNG with the input cloud beside the reconstructed mesh (same view)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from equivision.io.atomic import atomic_path
-
-    p = points.detach().cpu().double()
-    v = mesh.vertices.detach().cpu().double().numpy()
-    f = mesh.faces.cpu().numpy()
-    center = (p.amax(0) + p.amin(0)) / 2
-    half = float((p.amax(0) - p.amin(0)).max()) / 2 * 1.05
-    fig = plt.figure(figsize=(9, 4.5))
-    for i, what in enumerate(("input cloud", "reconstruction")):
-        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-        if i == 0:
-            sub = p[torch.randperm(len(p), generator=torch.Generator().manual_seed(0))[:8000]]
-            ax.scatter(sub[:, 0], sub[:, 2], sub[:, 1], s=0.3, c=sub[:, 1], cmap="viridis")
-        else:
-            ax.plot_trisurf(v[:, 0], v[:, 2], f, v[:, 1], color="#8fb3de", linewidth=0, shade=True)
-        ax.set_title(what + (f" ({len(p)} points)" if i == 0 else f" ({len(f)} faces)"), fontsize=9)
-        for setlim, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), (0, 2, 1), strict=True):
-            setlim(float(center[c]) - half, float(center[c]) + half)
-        ax.set_box_aspect((1, 1, 1))
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
