@@ -20,11 +20,13 @@ from equivision.groups.signals import (
     act_on_group_image,
     act_on_image,
     act_on_points,
+    act_on_vector_features,
     group_image_action,
     image_action,
     points_action,
     regular_permutation,
     transform_image,
+    vector_feature_action,
 )
 from equivision.groups.spatial import SE3, SO3, check_rotation_matrix
 
@@ -44,6 +46,7 @@ __all__ = [
     "act_on_group_image",
     "act_on_image",
     "act_on_points",
+    "act_on_vector_features",
     "check_rotation_matrix",
     "group_image_action",
     "image_action",
@@ -52,5 +55,6 @@ __all__ = [
     "regular_permutation",
     "rotation_matrix_2d",
     "transform_image",
+    "vector_feature_action",
     "wrap_angle",
 ]

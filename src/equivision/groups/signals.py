@@ -140,3 +140,22 @@ def group_image_action(group: Group, *, mode: str = "bilinear") -> Callable[[Ten
 def points_action(group: Group) -> Callable[[Tensor, Tensor], Tensor]:
     """``action(g, points)`` for the equivariance harness."""
     return lambda g, x: group.act(g, x)
+
+
+def act_on_vector_features(rotation: Tensor, features: Tensor) -> Tensor:
+    """``R·V`` for vector-neuron features ``(B, C, 3, ...)``: every 3-vector
+    ``V[b, c, :, ...]`` rotated by ``rotation (3, 3)`` (an SO(3) element as a matrix),
+    channels and points untouched."""
+    if not isinstance(features, Tensor) or features.ndim < 3 or features.shape[2] != 3:
+        raise ShapeError(f"vector features must have shape (B, C, 3, ...), got "
+                         f"{tuple(getattr(features, 'shape', ()))}")
+    if not isinstance(rotation, Tensor) or rotation.shape != (3, 3):
+        raise ShapeError(f"rotation must be a (3, 3) matrix, got {tuple(getattr(rotation, 'shape', ()))}")
+    r = rotation.to(dtype=features.dtype, device=features.device)
+    return torch.movedim(torch.movedim(features, 2, -1) @ r.t(), -1, 2)
+
+
+def vector_feature_action() -> Callable[[Tensor, Tensor], Tensor]:
+    """``action(R, V)`` on vector-neuron features ``(B, C, 3, ...)`` for the equivariance
+    harness (elements: ``SO3().random(n)`` matrices)."""
+    return act_on_vector_features

@@ -58,6 +58,7 @@ MODEL_MODULES: list[str] = [
     "equivision.models.spherical_cnn",
     "equivision.models.equirect_cnn",
     "equivision.models.gcnn",
+    "equivision.models.vector_neurons",
 ]
 
 
