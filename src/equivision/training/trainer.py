@@ -157,10 +157,16 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return
-        # purge_step makes readers drop the events the killed run wrote after the checkpoint,
-        # which this run writes again
-        purge = None if keep_up_to_step is None else keep_up_to_step + 1
-        self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=purge)
+        # On resume the events are rebuilt from the trimmed CSV. purge_step is not enough:
+        # readers apply it only when the new event file sorts after the old one, and file
+        # names (time, host, pid, counter) do not sort by creation within one second.
+        if keep_up_to_step is not None and self.tb_dir.is_dir():
+            for old in self.tb_dir.glob("events.out.tfevents.*"):
+                old.unlink()
+        self.tb = SummaryWriter(log_dir=str(self.tb_dir))
+        for step, split, metric, value in rows:
+            self.tb.add_scalar(f"{split}/{metric}", float(value), int(step))
+        self.tb.flush()
 
     def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
         if not self.enabled:
