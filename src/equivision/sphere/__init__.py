@@ -9,10 +9,17 @@ Conventions (fixed once; details in each module):
   ``(..., B²)`` at ``l·l + l + m`` (:mod:`~equivision.sphere.legendre`);
 * rotations act as ``(R·f)(x) = f(R⁻¹x)``; ZYZ Euler angles ``R = Rz(α) Ry(β) Rz(γ)`` as in
   :class:`equivision.groups.SO3`; ``D^l_mn = e^{−imα} d^l_mn(β) e^{−inγ}`` (:mod:`~equivision.sphere.wigner`);
-* SO(3) grid ``(2B)³`` indexed ``[α_a, β_j, γ_b]`` (:mod:`~equivision.sphere.so3fft`).
+* SO(3) grid ``(2B)³`` indexed ``[α_a, β_j, γ_b]`` (:mod:`~equivision.sphere.so3fft`);
+* real ↔ complex harmonics: one matrix per degree, :func:`real_from_complex`
+  (:mod:`~equivision.sphere.basis`).
+
+Precomputed tables are built once on the CPU and copied per dtype and device into bounded
+caches; :func:`clear_caches` frees them (:mod:`~equivision.sphere.cache`).
 """
 
 from equivision.sphere.align import AlignResult, align
+from equivision.sphere.basis import real_from_complex
+from equivision.sphere.cache import clear_caches
 from equivision.sphere.grid import Grid, dh_weights, points_to_angles
 from equivision.sphere.legendre import coeff_index, degree_order, real_sph_harm, real_sph_harm_points
 from equivision.sphere.rotate import rotate, rotate_coeffs
@@ -35,6 +42,7 @@ __all__ = [
     "AlignResult",
     "Grid",
     "align",
+    "clear_caches",
     "coeff_index",
     "complex_coeffs",
     "correlation_at",
@@ -43,6 +51,7 @@ __all__ = [
     "dh_weights",
     "isht",
     "points_to_angles",
+    "real_from_complex",
     "real_sph_harm",
     "real_sph_harm_points",
     "rotate",

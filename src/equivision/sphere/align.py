@@ -25,9 +25,9 @@ from torch import Tensor
 from equivision.groups.spatial import SO3
 from equivision.sphere.grid import check_bandwidth
 from equivision.sphere.so3fft import (
-    _prepare,
     correlation_at,
     cross_spectrum,
+    pair_coeffs,
     so3_correlation_from_spectrum,
     so3_grid_to_rotation,
     unravel_so3_index,
@@ -179,7 +179,7 @@ def align(f: Tensor, g: Tensor, bandwidth: int | None = None, *, refine: bool = 
     carries ``contrast`` and ``ambiguous`` (see :class:`AlignResult`): for a zero or constant
     signal every rotation is a maximiser, ``ambiguous`` is True and ``R`` the identity.
     """
-    fh, gh, b = _prepare(f, g, bandwidth)
+    fh, gh, b = pair_coeffs(f, g, bandwidth)
     ob = b if out_bandwidth is None else check_bandwidth(out_bandwidth, "out_bandwidth")
     fh, gh = torch.broadcast_tensors(fh, gh)
     lead = fh.shape[:-2]

@@ -8,20 +8,14 @@ Rotations broadcast against the signal's leading dimensions, e.g. ``f (C, 2B, 2B
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 from torch import Tensor
 
 from equivision._validation import check_last_dims
 from equivision.errors import InvalidInputError, ShapeError
-from equivision.sphere.sht import _check_coeffs, isht, sht
-from equivision.sphere.wigner import _euler, _real_from_complex, wigner_d_iter
-
-
-@lru_cache(maxsize=512)
-def _u(l: int, device: torch.device) -> Tensor:
-    return _real_from_complex(l, device=device)
+from equivision.sphere.basis import real_from_complex
+from equivision.sphere.sht import check_coeffs, isht, sht
+from equivision.sphere.wigner import euler_angles, wigner_d_iter
 
 
 def _batch(signal_batch: tuple[int, ...], rotation: object, what: str) -> tuple[int, ...]:
@@ -42,15 +36,15 @@ def _batch(signal_batch: tuple[int, ...], rotation: object, what: str) -> tuple[
 def rotate_coeffs(coeffs: Tensor, rotation: Tensor, *, check: bool = True) -> Tensor:
     """Real coefficients ``(..., B²)`` of ``x ↦ f(R⁻¹x)`` for rotations ``(..., 3, 3)``
     (leading dimensions broadcast; :class:`ShapeError` when they do not)."""
-    b = _check_coeffs(coeffs, None, check)
+    b = check_coeffs(coeffs, None, check)
     batch = _batch(coeffs.shape[:-1], rotation, f"the coefficients {tuple(coeffs.shape)}")
-    alpha, beta, gamma = _euler(rotation)
+    alpha, beta, gamma = euler_angles(rotation)
     ctype = torch.complex128 if coeffs.dtype == torch.float64 else torch.complex64
     L = b - 1
     blocks = []
     for l, d in enumerate(wigner_d_iter(L, beta)):
         a = coeffs[..., l * l:(l + 1) * (l + 1)].to(ctype)
-        u = _u(l, coeffs.device).to(ctype)
+        u = real_from_complex(l, dtype=ctype, device=coeffs.device)
         m = torch.arange(-l, l + 1, dtype=torch.float64, device=coeffs.device)
         eg = torch.exp(-1j * m * gamma[..., None]).to(ctype)
         ea = torch.exp(-1j * m * alpha[..., None]).to(ctype)

@@ -12,20 +12,20 @@ second only needing degrees ``l ≥ B/2`` (``P̄_l^m = 0`` for ``l < m``): a qua
 The forward transform transposes each signal's spectrum once to ``(m, θ)`` (the matmul then
 reads the batch as columns without copying); the inverse produces the spectrum as
 ``(m, θ, batch)`` and, from ``B = 24``, runs the inverse FFT along that outer axis instead of
-transposing it back. The Legendre tables are built in float64 once per ``(B, dtype, device)``
-and cached.
+transposing it back. The Legendre tables are built in float64 on the CPU once per ``B`` and
+cached, with their copies per dtype and device (:mod:`equivision.sphere.cache`).
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 from torch import Tensor
 
 from equivision._validation import check_finite, check_floating
 from equivision.errors import InvalidInputError, ShapeError
+from equivision.sphere.cache import TableCache
 from equivision.sphere.grid import Grid, check_bandwidth, grid_bandwidth
 from equivision.sphere.legendre import degree_order, legendre_table
 
@@ -35,8 +35,7 @@ _SQRT2 = math.sqrt(2.0)
 _OUTER_FFT_FROM = 24
 
 
-@lru_cache(maxsize=32)
-def _index_tables(bandwidth: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _build_index_tables(bandwidth: int) -> tuple[Tensor, Tensor, Tensor]:
     """Gather indices between real coefficients ``l·l + l + m`` and the products, which come in
     two groups (``P̄_l^m = 0`` for ``l < m``, so orders ``m ≥ h = B // 2`` only need ``l ≥ h``):
     ``(2 [cos, sin], h [m], B [l])`` and ``(2, B − h [m], B − h [l])``, flattened and
@@ -53,12 +52,11 @@ def _index_tables(bandwidth: int, device: torch.device) -> tuple[Tensor, Tensor,
                       n1 + (part * (b - h) + am - h) * (b - h) + ls - h)
     inv = torch.zeros(n1 + 2 * (b - h) ** 2, dtype=torch.int64)
     inv[fwd] = torch.arange(b * b)
-    return fwd.to(device), inv[:n1].to(device), inv[n1:].to(device)
+    return fwd, inv[:n1], inv[n1:]
 
 
-@lru_cache(maxsize=32)
-def _tables(bandwidth: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
-    """Legendre tables of the two order groups (see :func:`_index_tables`), built in float64:
+def _build_tables(bandwidth: int) -> tuple[Tensor, ...]:
+    """Legendre tables of the two order groups (see :func:`_build_index_tables`), float64:
     forward ``(2 [cos, sin], h [m], B [l], 2B [j])`` and ``(2, B − h, B − h, 2B)``
     (quadrature-weighted), inverse ``(h, 2B [j], B [l])`` and ``(B − h, 2B, B − h)``. The sine
     terms are ``−Im`` of the FFT, hence the forward ``−1`` (the inverse applies it to the
@@ -75,7 +73,12 @@ def _tables(bandwidth: int, dtype: torch.dtype, device: torch.device) -> tuple[T
     fwd = torch.stack([fwd, -fwd])
     inv = (p * scale_i[:, None, None]).transpose(1, 2)  # (m, j, l)
     out = (fwd[:, :h], fwd[:, h:, h:], inv[:h], inv[h:, :, h:])
-    return tuple(t.contiguous().to(dtype=dtype, device=device) for t in out)
+    return tuple(t.contiguous() for t in out)
+
+
+# per bandwidth; ``(..., dtype=, device=)`` gives the copies a transform runs with
+_index_tables = TableCache(_build_index_tables)
+_tables = TableCache(_build_tables)
 
 
 def _check_finite_fast(t: Tensor, name: str) -> None:
@@ -126,7 +129,7 @@ def sht(signal: Tensor, bandwidth: int | None = None, *, check: bool = True) -> 
     if not signal.numel():
         return signal.new_zeros(*lead, b * b)
     x = signal.reshape(-1, 2 * b, 2 * b)
-    fwd1, fwd2, _, _ = _tables(b, x.dtype, x.device)
+    fwd1, fwd2, _, _ = _tables(b, dtype=x.dtype, device=x.device)
     h = b // 2
     spec = torch.fft.rfft(x, dim=-1)[..., :b].transpose(1, 2)  # (N, B [m], 2B [j]) view
     n = x.shape[0]
@@ -138,14 +141,17 @@ def sht(signal: Tensor, bandwidth: int | None = None, *, check: bool = True) -> 
     # flattened in the (c, m, l) order of the two groups
     prod = torch.cat([prods[0][1].reshape(-1, n), prods[1][1].reshape(-1, n),
                       prods[0][2].reshape(-1, n), prods[1][2].reshape(-1, n)])
-    idx, _, _ = _index_tables(b, x.device)
+    idx, _, _ = _index_tables(b, device=x.device)
     out = prod.index_select(0, idx).t().reshape(*lead, b * b)  # from (B², N)
     if check:
         _check_transform(out, signal, "signal", "sht")
     return out
 
 
-def _check_coeffs(coeffs: Tensor, bandwidth: int | None, check: bool = False) -> int:
+def check_coeffs(coeffs: Tensor, bandwidth: int | None = None, check: bool = False) -> int:
+    """The bandwidth ``B`` of real coefficients ``(..., B²)`` (float32 or float64), checked
+    against ``bandwidth`` when given; with ``check`` also refuses NaN/inf values. Raises
+    :class:`~equivision.errors.InvalidInputError` or :class:`~equivision.errors.ShapeError`."""
     if not isinstance(coeffs, Tensor):
         raise InvalidInputError(f"coeffs must be a torch tensor (..., B²), got {type(coeffs).__name__}")
     if coeffs.ndim < 1:
@@ -171,7 +177,7 @@ def isht(coeffs: Tensor, bandwidth: int | None = None, *, check: bool = True) ->
     From ``B = 24`` the result is a strided view (the inverse FFT runs along the batch-outer
     axis): use ``.reshape`` rather than ``.view`` on it, or ``.contiguous()`` first. An empty
     batch gives an empty result; ``check`` as in :func:`sht`."""
-    b = _check_coeffs(coeffs, bandwidth)
+    b = check_coeffs(coeffs, bandwidth)
     lead = coeffs.shape[:-1]
     if not coeffs.numel():
         return coeffs.new_zeros(*lead, 2 * b, 2 * b)
@@ -184,8 +190,8 @@ def isht(coeffs: Tensor, bandwidth: int | None = None, *, check: bool = True) ->
 def _isht(coeffs: Tensor, b: int, lead: torch.Size) -> Tensor:
     c = coeffs.reshape(-1, b * b)
     n = c.shape[0]
-    _, _, inv1, inv2 = _tables(b, c.dtype, c.device)
-    _, idx1, idx2 = _index_tables(b, c.device)
+    _, _, inv1, inv2 = _tables(b, dtype=c.dtype, device=c.device)
+    _, idx1, idx2 = _index_tables(b, device=c.device)
     # (m, l, N, [re, im]) so that each product comes out as complex (m, j, N), interleaved
     ct = c.t()
     prods = []

@@ -13,7 +13,7 @@ FFT over ``(α, γ)``; nothing tries rotations one at a time. Three symmetries c
 real signals make ``S_{−m,−n} = conj(S_mn)`` (only ``n ≥ 0`` is computed), the Wigner-d table
 is stored for ``β < π/2`` only (``d^l_mn(π−β) = (−1)^{l+n} d^l_{−m,n}(β)``), and it is stored
 per shell ``max(|m|, |n|) = k`` for the degrees ``l ≥ k`` that exist. The table is built once
-per ``(B, grid B, dtype, device)`` in float64 and cached.
+per ``(B, grid B)`` in float64 on the CPU and cached, with its copies per dtype and device.
 
 ``out_bandwidth > B`` evaluates the same band-limited correlation on a finer ``(2B')³`` grid:
 the exact (spectral) version of the paper's upsampling of the inputs before correlating.
@@ -22,15 +22,16 @@ the exact (spectral) version of the paper's upsampling of the inputs before corr
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 from torch import Tensor
 
 from equivision.errors import InvalidInputError, ShapeError
 from equivision.groups.spatial import SO3, check_rotation_matrix
+from equivision.sphere.basis import complex_coeff_gathers
+from equivision.sphere.cache import TableCache
 from equivision.sphere.grid import check_bandwidth, grid_bandwidth
-from equivision.sphere.sht import _check_coeffs, sht
+from equivision.sphere.sht import check_coeffs, sht
 from equivision.sphere.wigner import wigner_d_iter
 
 
@@ -103,40 +104,15 @@ def rotation_to_so3_grid(rotation: Tensor, bandwidth: int) -> Tensor:
 
 
 # ----- complex coefficients --------------------------------------------------------------------
-@lru_cache(maxsize=32)
-def _complex_maps(bandwidth: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gathers building complex coefficients ``[l, m + B − 1]`` from real ones:
-    ``Re c_lm = wr · a[ip]`` and ``Im c_lm = wi · a[in]`` (index ``B²`` is a zero pad).
-
-    ``c_μ = (−1)^μ (a_μ − i a_{−μ}) / √2``, ``c_{−μ} = (a_μ + i a_{−μ}) / √2``, ``c_0 = a_0``.
-    """
-    b = bandwidth
-    r2 = 1 / math.sqrt(2)
-    ip = torch.full((b, 2 * b - 1), b * b, dtype=torch.int64)
-    i_n = torch.full((b, 2 * b - 1), b * b, dtype=torch.int64)
-    wr = torch.zeros(b, 2 * b - 1, dtype=torch.float64)
-    wi = torch.zeros(b, 2 * b - 1, dtype=torch.float64)
-    for l in range(b):
-        base = l * l + l
-        ip[l, b - 1] = base
-        wr[l, b - 1] = 1.0
-        for mu in range(1, l + 1):
-            sgn = (-1) ** mu
-            for col, s_r, s_i in ((b - 1 + mu, sgn * r2, -sgn * r2), (b - 1 - mu, r2, r2)):
-                ip[l, col], i_n[l, col] = base + mu, base - mu
-                wr[l, col], wi[l, col] = s_r, s_i
-    return ip.reshape(-1).to(device), i_n.reshape(-1).to(device), wr.to(device), wi.to(device)
-
-
 def complex_coeffs(coeffs: Tensor) -> Tensor:
     """Complex spherical harmonic coefficients (Condon–Shortley ``Y_l^m``) of real-coefficient
     signals ``(..., B²)``, in the padded layout ``(..., B [l], 2B−1 [m + B − 1])``."""
-    b = _check_coeffs(coeffs, None, False)
-    ip, i_n, wr, wi = _complex_maps(b, coeffs.device)
+    b = check_coeffs(coeffs, None, False)
+    ip, i_n, wr, wi = complex_coeff_gathers(b, dtype=coeffs.dtype, device=coeffs.device)
     pad = torch.cat([coeffs, coeffs.new_zeros(*coeffs.shape[:-1], 1)], dim=-1)
     shape = (*coeffs.shape[:-1], b, 2 * b - 1)
-    re = pad.index_select(-1, ip).reshape(shape) * wr.to(coeffs.dtype)
-    im = pad.index_select(-1, i_n).reshape(shape) * wi.to(coeffs.dtype)
+    re = pad.index_select(-1, ip).reshape(shape) * wr
+    im = pad.index_select(-1, i_n).reshape(shape) * wi
     return torch.complex(re, im)
 
 
@@ -149,8 +125,7 @@ def _cross_spectrum(fc: Tensor, gc: Tensor) -> Tensor:
 
 
 # ----- the Wigner-d table on the half β grid ---------------------------------------------------
-@lru_cache(maxsize=16)
-def _shell_layout(L: int) -> tuple[Tensor, list[int]]:
+def _build_shell_layout(L: int) -> tuple[Tensor, list[int]]:
     """Entries ``(m, n ≥ 0)`` of the ``(2L−1) × L`` half layout sorted by shell ``k = max(|m|, n)``:
     the permutation (flat indices ``(m + L − 1)·L + n``) and the shell offsets."""
     m = torch.arange(-(L - 1), L)[:, None].expand(2 * L - 1, L)
@@ -164,18 +139,21 @@ def _shell_layout(L: int) -> tuple[Tensor, list[int]]:
     return perm, offs
 
 
-@lru_cache(maxsize=8)
-def _d_table(L: int, grid_b: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
+def _build_d_table(L: int, grid_b: int) -> tuple[Tensor, ...]:
     """Per shell ``k``: ``d^l_mn(β_j)`` as ``(E_k, B_grid [j < B_grid], L − k [l = k … L−1])``."""
     beta = math.pi * (2 * torch.arange(grid_b, dtype=torch.float64) + 1) / (4 * grid_b)  # β < π/2
-    perm, offs = _shell_layout(L)
+    perm, offs = _build_shell_layout(L)
     tabs = [torch.zeros(offs[k + 1] - offs[k], grid_b, L - k, dtype=torch.float64) for k in range(L)]
     lmax = L - 1
     for l, d in enumerate(wigner_d_iter(lmax, beta, half=True)):
         flat = d.reshape(grid_b, -1)[:, perm]  # (j, E) in shell order
         for k in range(l + 1):
             tabs[k][:, :, l - k] = flat[:, offs[k]:offs[k + 1]].t()
-    return tuple(t.to(dtype=dtype, device=device) for t in tabs)
+    return tuple(tabs)
+
+
+_shell_layout = TableCache(_build_shell_layout, maxsize=16)
+_d_table = TableCache(_build_d_table, maxsize=8)
 
 
 def _spectral_grid(h: Tensor, grid_b: int) -> Tensor:
@@ -184,9 +162,8 @@ def _spectral_grid(h: Tensor, grid_b: int) -> Tensor:
     n_pairs, L = h.shape[0], h.shape[1]
     mw = 2 * L - 1
     rtype = h.real.dtype
-    tabs = _d_table(L, grid_b, rtype, h.device)
-    perm, offs = _shell_layout(L)
-    perm = perm.to(h.device)
+    tabs = _d_table(L, grid_b, dtype=rtype, device=h.device)
+    perm, offs = _shell_layout(L, device=h.device)
     lsign = (1.0 - 2.0 * (torch.arange(L, device=h.device) % 2)).to(rtype)  # (−1)^l
     nsign = (1.0 - 2.0 * (torch.arange(L, device=h.device) % 2)).to(rtype)  # (−1)^n
     # h2^l_{m,n} = (−1)^{l+n} h^l_{−m,n} serves β > π/2
@@ -218,8 +195,13 @@ def _grid_from_spectrum(s: Tensor, grid_b: int) -> Tensor:
     return c.permute(0, 2, 1, 3)
 
 
-def _prepare(f: Tensor, g: Tensor, bandwidth: int | None, name_f: str = "f",
-             name_g: str = "g") -> tuple[Tensor, Tensor, int]:
+def pair_coeffs(f: Tensor, g: Tensor, bandwidth: int | None = None, name_f: str = "f",
+                name_g: str = "g") -> tuple[Tensor, Tensor, int]:
+    """The real coefficients ``(..., C, B²)`` of two signals to correlate, ``f, g``
+    ``(..., C, 2B, 2B)``, and ``B``, after checking that they can be: the same bandwidth
+    (``bandwidth`` when given), a channel axis, as many channels, the same dtype. Raises
+    :class:`~equivision.errors.ShapeError` or :class:`~equivision.errors.InvalidInputError`
+    naming them ``name_f`` and ``name_g``."""
     bf = grid_bandwidth(f, bandwidth, name_f)
     bg = grid_bandwidth(g, bandwidth, name_g)
     if bf != bg:
@@ -265,7 +247,7 @@ def so3_correlation(f: Tensor, g: Tensor, bandwidth: int | None = None, *,
     :func:`so3_grid_to_rotation`), with ``B' = out_bandwidth`` (default ``B``; larger values
     sample the same band-limited correlation more finely). Differentiable.
     """
-    fh, gh, b = _prepare(f, g, bandwidth)
+    fh, gh, b = pair_coeffs(f, g, bandwidth)
     ob = b if out_bandwidth is None else check_bandwidth(out_bandwidth, "out_bandwidth")
     h = cross_spectrum(fh, gh)
     return so3_correlation_from_spectrum(h, ob)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -28,6 +27,8 @@ from torch import Tensor
 from equivision._validation import check_finite
 from equivision.errors import InvalidInputError
 from equivision.groups.spatial import SO3, check_rotation_matrix
+from equivision.sphere.basis import real_from_complex
+from equivision.sphere.cache import TableCache
 
 _TINY_LOG = math.log(1e-250)
 
@@ -38,8 +39,7 @@ def _check_lmax(l_max: object) -> int:
     return l_max
 
 
-@lru_cache(maxsize=64)
-def _seed_terms(l_max: int, n_lo: int, device: torch.device) -> tuple[Tensor, ...]:
+def _build_seed_terms(l_max: int, n_lo: int) -> tuple[Tensor, ...]:
     """β-independent parts of the seeds: log coefficient, powers of cos(β/2) and sin(β/2), sign."""
     m = torch.arange(-l_max, l_max + 1, dtype=torch.float64)[:, None]
     n = torch.arange(n_lo, l_max + 1, dtype=torch.float64)[None, :]
@@ -51,13 +51,16 @@ def _seed_terms(l_max: int, n_lo: int, device: torch.device) -> tuple[Tensor, ..
     p_cos = 2 * j + n - m - 2 * s
     p_sin = m - n + 2 * s
     sign = 1.0 - 2.0 * torch.remainder(m - n + s, 2)
-    return tuple(t.to(device) for t in (log_c, p_cos, p_sin, sign))
+    return log_c, p_cos, p_sin, sign
+
+
+_seed_terms = TableCache(_build_seed_terms, maxsize=64)
 
 
 def _seed(l_max: int, beta: Tensor, n_lo: int) -> Tensor:
     """``d^j_{mn}(β)`` at ``j = max(|m|, |n|)`` for ``|m| ≤ l_max``, ``n_lo ≤ n ≤ l_max``:
     ``(*beta.shape, 2 l_max + 1, l_max + 1 − n_lo)``; a single term of Wigner's sum."""
-    log_c, p_cos, p_sin, sign = _seed_terms(l_max, n_lo, beta.device)
+    log_c, p_cos, p_sin, sign = _seed_terms(l_max, n_lo, device=beta.device)
     b = beta[..., None, None]
     c, sn = torch.cos(b / 2), torch.sin(b / 2)
     log_v = log_c + torch.xlogy(p_cos, c.abs()) + torch.xlogy(p_sin, sn.abs())
@@ -67,8 +70,7 @@ def _seed(l_max: int, beta: Tensor, n_lo: int) -> Tensor:
     return torch.where(log_v > _TINY_LOG, sign * torch.exp(log_v), torch.zeros_like(log_v))
 
 
-@lru_cache(maxsize=64)
-def _recursion_blocks(l_max: int, half: bool, device: torch.device) -> list[tuple[Tensor, ...]]:
+def _build_recursion_blocks(l_max: int, half: bool) -> list[tuple[Tensor, ...]]:
     """Per step ``l → l + 1``: the coefficients ``(a, a·mn/(l(l+1)), a·c)`` of
     ``d^{l+1} = a cos β d^l − a·mn/(l(l+1)) d^l − a·c d^{l−1}`` on the block ``|m|, |n| ≤ l + 1``
     (zero on its outer ring), and the ring mask where ``d^{l+1}`` starts from its seed."""
@@ -86,8 +88,11 @@ def _recursion_blocks(l_max: int, half: bool, device: torch.device) -> list[tupl
         mn = m * n / (l * k) if l > 0 else torch.zeros_like(den)
         c = (torch.sqrt(((l * l - m * m) * (l * l - n * n)).clamp_min(0)) / (l * (2 * l + 1))
              if l > 0 else torch.zeros_like(den))
-        out.append(tuple(t.to(device) for t in (a, a * mn, a * c, (~inner).to(torch.float64))))
+        out.append((a, a * mn, a * c, (~inner).to(torch.float64)))
     return out
+
+
+_recursion_blocks = TableCache(_build_recursion_blocks, maxsize=64)
 
 
 def wigner_d_iter(l_max: int, beta: Tensor, *, half: bool = False) -> Iterator[Tensor]:
@@ -107,7 +112,7 @@ def wigner_d_iter(l_max: int, beta: Tensor, *, half: bool = False) -> Iterator[T
     cur = torch.zeros_like(seed)
     cur[..., L, -n_lo] = 1.0  # d^0_00 = 1
     yield cur
-    blocks = _recursion_blocks(L, half, beta.device)
+    blocks = _recursion_blocks(L, half, device=beta.device)
     for l in range(L):
         k = l + 1  # step l → l + 1 on the block |m|, |n| ≤ l + 1
         rs = slice(L - k, L + k + 1)
@@ -143,25 +148,13 @@ def wigner_d(l_max: int, beta: Tensor | float, *, l_min: int = 0) -> list[Tensor
 
 
 # ----- the real basis ------------------------------------------------------------------------
-def _real_from_complex(l: int, dtype=torch.complex128, device=None) -> Tensor:
-    """``U`` with ``Y_real = U Y_complex`` for degree ``l``: ``(2l+1, 2l+1)`` complex,
-    rows real ``m``, columns complex ``m`` (both ``−l … l``)."""
-    u = torch.zeros(2 * l + 1, 2 * l + 1, dtype=dtype, device=device)
-    r2 = 1 / math.sqrt(2)
-    u[l, l] = 1
-    for mu in range(1, l + 1):
-        sgn = (-1) ** mu
-        u[l + mu, l + mu] = sgn * r2  # Y_{l,μ} = ((−1)^μ Y^μ + Y^{−μ}) / √2
-        u[l + mu, l - mu] = r2
-        u[l - mu, l + mu] = -1j * sgn * r2  # Y_{l,−μ} = i (Y^{−μ} − (−1)^μ Y^μ) / √2
-        u[l - mu, l - mu] = 1j * r2
-    return u
-
-
-def _euler(r: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def euler_angles(rotation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """ZYZ Euler angles ``(α, β, γ)``, each ``(...,)`` float64, of rotations ``(..., 3, 3)``
+    (``R = Rz(α) Ry(β) Rz(γ)``), after checking that they are rotations: raises
+    :class:`~equivision.errors.InvalidInputError` otherwise."""
     # checked in its own dtype: float32 rotations do not meet the float64 tolerance once upcast
-    check_rotation_matrix(r)
-    return SO3.to_euler_zyz(r.to(torch.float64), check=False)
+    check_rotation_matrix(rotation)
+    return SO3.to_euler_zyz(rotation.to(torch.float64), check=False)
 
 
 def wigner_D_real(l_max: int, rotation: Tensor) -> list[Tensor]:
@@ -169,7 +162,7 @@ def wigner_D_real(l_max: int, rotation: Tensor) -> list[Tensor]:
     rotations ``(..., 3, 3)``: they act on real coefficient blocks ``f̂_l`` (``m = −l … l``) as
     ``(x ↦ f(R⁻¹x))^_l = D^l(R) f̂_l``. Orthogonal; ``D(R1 R2) = D(R1) D(R2)``."""
     L = _check_lmax(l_max)
-    alpha, beta, gamma = _euler(rotation)
+    alpha, beta, gamma = euler_angles(rotation)
     out = []
     for l, d in enumerate(wigner_d_iter(L, beta)):
         dl = d[..., L - l: L + l + 1, L - l: L + l + 1].to(torch.complex128)
@@ -177,7 +170,7 @@ def wigner_D_real(l_max: int, rotation: Tensor) -> list[Tensor]:
         ea = torch.exp(-1j * m * alpha[..., None])
         eg = torch.exp(-1j * m * gamma[..., None])
         dc = ea[..., :, None] * dl * eg[..., None, :]
-        u = _real_from_complex(l, device=beta.device)
+        u = real_from_complex(l, device=beta.device)
         dr = (u.conj() @ dc @ u.transpose(0, 1)).real
         out.append(dr.to(rotation.dtype))
     return out
