@@ -12,27 +12,41 @@ from equivision.cli.app import app, check_device, console
 
 @app.command()
 def classify(
-    mesh: Path = typer.Argument(..., help="Mesh file (PLY, OBJ, OFF, STL, GLB)."),
+    mesh: Path = typer.Argument(..., help="Mesh file (PLY, OBJ, OFF, STL, GLB); for a point-cloud "
+                                "model also a point cloud (PLY without faces, XYZ, NPY)."),
     model: str = typer.Option(
         "shapes_sphere_shapenet10",
         "--model",
         "-m",
-        help="Packaged pretrained name or a run folder of 'equivision train shapes-sphere'.",
+        help="Packaged pretrained name or a run folder of 'equivision train shapes-sphere' or of a "
+        "ModelNet10 point task (modelnet-vn-pointnet, ...).",
     ),
     top: int = typer.Option(3, "--top", min=1, help="How many classes to show."),
     as_json: bool = typer.Option(False, "--json", help="Print all probabilities as JSON."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ) -> None:
-    """Classify a mesh with the spherical CNN (its answer does not depend on the mesh's pose)."""
+    """Classify a mesh with the spherical CNN, or a mesh or point cloud with a point-cloud model
+    (the answers of the spherical CNN and the VN models do not depend on the pose)."""
     device = check_device(device)
     import torch
     from rich.table import Table
 
     from equivision.io import load_mesh
-    from equivision.pipelines.classify import classify_mesh, load_classifier
+    from equivision.pipelines.classify import (
+        classify_mesh,
+        classify_points,
+        is_point_classifier,
+        load_classifier,
+        load_point_classifier,
+        read_points,
+    )
 
-    net, classes = load_classifier(model, device)
-    result = classify_mesh(load_mesh(mesh, dtype=torch.float64), net, classes)
+    if is_point_classifier(model):  # meshes sampled to 1,024 points, clouds subsampled (seeded)
+        net, classes = load_point_classifier(model, device)
+        result = classify_points(read_points(mesh), net, classes)
+    else:
+        net, classes = load_classifier(model, device)
+        result = classify_mesh(load_mesh(mesh, dtype=torch.float64), net, classes)
     if as_json:
         console.print_json(
             json.dumps({c: float(p) for c, p in zip(classes, result.probabilities, strict=True)})

@@ -94,10 +94,9 @@ class VNLinear(nn.Module):
 def _leaky_project(q: Tensor, k: Tensor, negative_slope: float, eps: float) -> Tensor:
     """The paper's equation: ``q`` where ``⟨q, k⟩ ≥ 0``, else ``q − ⟨q, k⟩/(|k|² + ε) k``,
     then ``α q + (1 − α) ·`` that."""
-    dot = _dot(q, k)
-    proj = q - dot / (_dot(k, k) + eps) * k
-    relu = torch.where(dot >= 0, q, proj)
-    return negative_slope * q + (1 - negative_slope) * relu if negative_slope else relu
+    # the same map in one pass over q: α q + (1 − α) relu = q − (1 − α) min(⟨q, k⟩, 0)/(|k|² + ε) k
+    coef = _dot(q, k).clamp(max=0) / (_dot(k, k) + eps)
+    return q - ((1 - negative_slope) * coef) * k
 
 
 class VNLeakyReLU(nn.Module):

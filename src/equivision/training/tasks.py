@@ -81,6 +81,7 @@ TASK_MODULES: list[str] = [
     "equivision.tasks.recon",
     "equivision.tasks.shapes_sphere",
     "equivision.tasks.rotmnist",
+    "equivision.tasks.modelnet_points",
 ]
 
 Batch = Any
