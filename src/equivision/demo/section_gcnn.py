@@ -173,5 +173,5 @@ a 6 from an upside-down 9.
 
 {mini}
 The full experiment (8,000 / 2,000 digits, 3 seeds, P8, scale CNN and e2cnn's C8 anchor)
-is `python -m equivision.tasks.rotmnist OUT_DIR`; its table is in `docs/gcnn.md`.
+is `python -m equivision.experiments.rotmnist OUT_DIR`; its table is in `docs/gcnn.md`.
 """

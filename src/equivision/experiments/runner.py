@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from equivision.errors import ConfigError
+from equivision.errors import ConfigError, EquivisionError
 
 Row = dict[str, Any]
 Job = tuple[str, Callable[[Path], Row]]
@@ -116,14 +116,22 @@ def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[s
     """Command line of an experiment module: ``OUT_DIR [SHARD]`` runs (a share of) it with one
     torch thread per process (several single-thread processes beat one multi-thread one on
     small models); ``OUT_DIR --summary`` prints its table; ``OUT_DIR --<report>`` prints one
-    of the module's other ``reports`` (flag → function of ``OUT_DIR``)."""
+    of the module's other ``reports`` (flag → function of ``OUT_DIR``). Bad input (no results
+    yet, a wrong config) prints one line ``error: ...`` on stderr and returns 2."""
+    import sys
+
     tables = {"--summary": summarize, **(reports or {})}
-    if len(argv) == 2 and argv[1] in tables:
-        print(tables[argv[1]](argv[0]), end="")
-        return 0
-    if not argv or len(argv) > 2 or (len(argv) == 2 and not argv[1].isdigit()):
+    if not argv or len(argv) > 2 or (len(argv) == 2 and argv[1] not in tables
+                                     and not argv[1].isdigit()):
         print(f"usage: python -m <experiment module> OUT_DIR [SHARD | {' | '.join(tables)}]")
         return 2
-    torch.set_num_threads(1)
-    run(argv[0], shard=int(argv[1]) if len(argv) == 2 else 0)
+    try:
+        if len(argv) == 2 and argv[1] in tables:
+            print(tables[argv[1]](argv[0]), end="")
+            return 0
+        torch.set_num_threads(1)
+        run(argv[0], shard=int(argv[1]) if len(argv) == 2 else 0)
+    except EquivisionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
