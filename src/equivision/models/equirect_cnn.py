@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equivision.errors import ShapeError
+from equivision._validation import require_positive
+from equivision.configio import check_fields
+from equivision.errors import ConfigError, ShapeError
 from equivision.models import register_model
 
 
@@ -21,6 +23,15 @@ class EquirectCNNConfig:
     num_classes: int = 10
     channels: list[int] = field(default_factory=lambda: [32, 64, 96, 112])
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
+        for k in ("in_channels", "num_classes"):
+            require_positive(getattr(self, k), f"model.{k}", error=ConfigError)
+        for i, v in enumerate(self.channels):
+            require_positive(v, f"model.channels[{i}]", error=ConfigError)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 class _Block(nn.Module):

@@ -29,6 +29,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from equivision._validation import require_positive
+from equivision.configio import check_fields
 from equivision.errors import ConfigError, InvalidInputError, ShapeError
 from equivision.groups import C4, D4, CyclicGroup
 from equivision.models import count_parameters, register_model
@@ -73,12 +75,12 @@ class GCNNConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self, "model")
         if self.arch not in ("plain", "p4", "p4m", "p8", "scale", "scale_zoom", "e2cnn_c8"):
             raise ConfigError(f"model.arch must be plain, p4, p4m, p8, scale, scale_zoom or "
                               f"e2cnn_c8, got {self.arch!r}")
         for k in ("width", "depth", "in_channels", "num_classes", "num_scales", "scale_size"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"model.{k} must be >= 1, got {getattr(self, k)}")
+            require_positive(getattr(self, k), f"model.{k}", error=ConfigError)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.projection not in ("max", "mean"):

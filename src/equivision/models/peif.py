@@ -35,7 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from equivision.errors import ShapeError
+from equivision._validation import require_positive
+from equivision.configio import check_fields
+from equivision.errors import ConfigError, ShapeError
 from equivision.models import register_model
 from equivision.nn.pointwise import linear_relu, mlp, run_mlp
 
@@ -54,6 +56,17 @@ class PEIFConfig:
     pose_normalization: bool = True
     """False: the paper's ablation. Patches are only centred on their centroid (world axes
     kept, no rotation back), so the field is no longer rotation-equivariant."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
+        for k in ("k", "feature_dim", "top_k", "memory_heads", "memory_items"):
+            require_positive(getattr(self, k), f"model.{k}", error=ConfigError)
+        for k in ("mlp_a", "mlp_d"):
+            widths = getattr(self, k)
+            if not widths:
+                raise ConfigError(f"model.{k} needs at least one layer width, got []")
+            for i, w in enumerate(widths):
+                require_positive(w, f"model.{k}[{i}]", error=ConfigError)
 
 
 class PatchAttention(nn.Module):

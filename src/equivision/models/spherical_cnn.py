@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from equivision._validation import require_positive
+from equivision.configio import check_fields
 from equivision.errors import ConfigError, InvalidInputError
 from equivision.models import register_model
 from equivision.nn.spherical import (
@@ -37,6 +39,14 @@ class SphericalCNNConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        check_fields(self, "model")
+        for k in ("in_channels", "num_classes", "stem_channels", "n_anchors"):
+            require_positive(getattr(self, k), f"model.{k}", error=ConfigError)
+        for k in ("channels", "bandwidths"):
+            for i, v in enumerate(getattr(self, k)):
+                require_positive(v, f"model.{k}[{i}]", error=ConfigError)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if len(self.bandwidths) != len(self.channels) + 1:
             raise ConfigError("bandwidths must have one more entry than channels (the input's)")
         if any(b2 > b1 for b1, b2 in zip(self.bandwidths, self.bandwidths[1:], strict=False)):

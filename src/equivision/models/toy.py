@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from equivision._validation import require_positive
+from equivision.configio import check_fields
 from equivision.errors import ConfigError
 from equivision.models import register_model
 
@@ -22,9 +24,9 @@ class ToyMLPConfig:
     out_dim: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self, "model")
         for k in ("in_dim", "hidden", "depth", "out_dim"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"model.{k} must be >= 1, got {getattr(self, k)}")
+            require_positive(getattr(self, k), f"model.{k}", error=ConfigError)
 
 
 class ToyMLP(nn.Module):
