@@ -215,24 +215,28 @@ class DGCNNTaskConfig(_PointFields):
 
 @register_task("modelnet-vn-pointnet")
 class VNPointNetTask(_PointTask):
+    description = "ModelNet10 point clouds with VN-PointNet (rotation-invariant)"
     config_cls = VNPointNetTaskConfig
     model_name = "vn_pointnet"
 
 
 @register_task("modelnet-vn-dgcnn")
 class VNDGCNNTask(_PointTask):
+    description = "ModelNet10 point clouds with VN-DGCNN (rotation-invariant)"
     config_cls = VNDGCNNTaskConfig
     model_name = "vn_dgcnn"
 
 
 @register_task("modelnet-pointnet")
 class PointNetTask(_PointTask):
+    description = "ModelNet10 point clouds with plain PointNet (baseline)"
     config_cls = PointNetTaskConfig
     model_name = "pointnet"
 
 
 @register_task("modelnet-dgcnn")
 class DGCNNTask(_PointTask):
+    description = "ModelNet10 point clouds with plain DGCNN (baseline)"
     config_cls = DGCNNTaskConfig
     model_name = "dgcnn"
 
