@@ -69,7 +69,9 @@ def validate_mesh(mesh: Mesh, name: str = "mesh") -> Mesh:
     return mesh
 
 
-def _check_readable(path: str | os.PathLike[str], formats: tuple[str, ...], what: str) -> Path:
+def check_readable(path: str | os.PathLike[str], formats: tuple[str, ...], what: str) -> Path:
+    """``path`` as a Path to an existing file with a suffix in ``formats`` (``what``: the
+    kind of file, for messages); DataFileNotFoundError or UnsupportedFormatError otherwise."""
     p = Path(path)
     if not p.exists():
         raise DataFileNotFoundError(f"{what} file {p} does not exist")
@@ -116,7 +118,7 @@ def load_mesh(path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float3
     polygons are triangulated. Raises a typed error for missing, corrupt or empty files."""
     import trimesh
 
-    p = _check_readable(path, MESH_FORMATS, "mesh")
+    p = check_readable(path, MESH_FORMATS, "mesh")
     _precheck_mesh_file(p)
     try:
         tm = trimesh.load(p, process=False)

@@ -23,7 +23,7 @@ from equivision.errors import (
     UnsupportedFormatError,
 )
 from equivision.io.atomic import atomic_path
-from equivision.io.meshes import _check_readable
+from equivision.io.meshes import check_readable
 
 CLOUD_FORMATS = (".ply", ".xyz", ".npy")
 
@@ -142,7 +142,7 @@ def load_point_cloud(
     Raises :class:`~equivision.errors.DegenerateGeometryError` for an empty cloud and
     :class:`~equivision.errors.InvalidInputError` for NaN/inf coordinates.
     """
-    p = _check_readable(path, CLOUD_FORMATS, "point cloud")
+    p = check_readable(path, CLOUD_FORMATS, "point cloud")
     suffix = p.suffix.lower()
     if suffix == ".ply":
         pts, nrm = _read_ply(p)

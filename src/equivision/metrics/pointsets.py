@@ -67,7 +67,8 @@ def nearest_neighbors(src: Tensor | np.ndarray, dst: Tensor | np.ndarray) -> tup
     return dist, idx
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+def check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+    """F-score thresholds as floats; InvalidInputError unless a non-empty list of finite positive numbers."""
     ts = tuple(float(t) for t in thresholds)
     if not ts or not all(np.isfinite(t) and t > 0 for t in ts):
         raise InvalidInputError(f"F-score thresholds must be positive numbers, got {list(thresholds)}")
@@ -107,7 +108,7 @@ def point_set_metrics(
     from scipy.spatial import cKDTree
 
     a, b = as_points(pred, "pred"), as_points(reference, "reference")
-    ts = _check_thresholds(thresholds)
+    ts = check_thresholds(thresholds)
     d_ab, i_ab = cKDTree(b, balanced_tree=False).query(a, k=1, workers=-1)
     d_ba, i_ba = cKDTree(a, balanced_tree=False).query(b, k=1, workers=-1)
     cd1 = 0.5 * (float(d_ab.mean()) + float(d_ba.mean()))
@@ -137,7 +138,7 @@ def chamfer_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray, *, squared:
 
 def fscore(pred: Tensor | np.ndarray, reference: Tensor | np.ndarray, threshold: float = 0.01) -> float:
     """F-score at ``threshold`` (harmonic mean of precision and recall, see module doc)."""
-    (t,) = _check_thresholds([threshold])
+    (t,) = check_thresholds([threshold])
     d_ab, _ = nearest_neighbors(pred, reference)
     d_ba, _ = nearest_neighbors(reference, pred)
     return fscore_from_distances(d_ab, d_ba, t)[0]

@@ -30,7 +30,7 @@ from equivision.errors import InvalidInputError
 from equivision.geometry import sample_surface_uniform, unit_box_transform
 from equivision.io.meshes import Mesh, validate_mesh
 from equivision.metrics.emd import earth_movers_distance
-from equivision.metrics.pointsets import _check_thresholds, as_points, point_set_metrics
+from equivision.metrics.pointsets import as_points, check_thresholds, point_set_metrics
 
 DEFAULT_THRESHOLDS = (0.01, 0.005)
 
@@ -93,7 +93,7 @@ def evaluate_reconstruction(
         raise InvalidInputError(f"emd_points must be a positive integer, got {emd_points}")
     if int(emd_draws) != emd_draws or emd_draws < 1:
         raise InvalidInputError(f"emd_draws must be a positive integer, got {emd_draws}")
-    ts = _check_thresholds(thresholds)
+    ts = check_thresholds(thresholds)
     validate_mesh(reference, "reference")
     ref64 = Mesh(reference.vertices.detach().cpu().double(), reference.faces.detach().cpu())
     center, scale = unit_box_transform(ref64.vertices)
