@@ -1,21 +1,24 @@
 """Ray-cast shape classification data for the spherical CNN (``shapes-sphere``).
 
-Two collections: the 10 ShapeNet classes of the shared data (canonically aligned, up = +y) and
-the project's procedural families (also up = +y). Each mesh becomes ``rotations`` ray-cast
+Three collections: the 10 ShapeNet classes of the shared data (canonically aligned, up = +y),
+ModelNet10 (aligned, up = +z; its official train/test folders) and the project's procedural
+families (up = +y). Each mesh becomes ``rotations`` ray-cast
 signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.render.raycast_sphere`)
 under the protocol's rotations:
 
-* ``upright-upright``: train and test rotated about the up axis only, with the up axis turned
-  onto the grid's pole (+z) first, so these rotations are azimuthal shifts of the grid, as in
-  the spherical-CNN literature (ModelNet's z-up objects on z-pole grids);
+* ``upright-upright``: train and test rotated about the collection's up axis
+  (:func:`~equivision.data.registry.up_axis`) only, with the up axis turned onto the grid's
+  pole (+z) first, so these rotations are azimuthal shifts of the grid, as in the
+  spherical-CNN literature (ModelNet's z-up objects on z-pole grids);
 * ``so3-so3``: train and test in arbitrary orientations (uniform on SO(3));
 * ``upright-so3``: train about the up axis, test in arbitrary orientations.
 
 Splits and label orders are the registry's (:mod:`equivision.data.registry`): for ShapeNet,
 in each class (files sorted by name) every fourth object, starting with the fourth, is a test
-object (at least one per class); for procedural shapes, training shapes use seeds ``0 … n−1``
-and test shapes seeds ``10⁶ + i``. Object ``i``'s rotations use
-:func:`~equivision.data.seeds.stream_seed` ``(rotation_seed, i)`` (test objects ``500 000 + i``).
+object (at least one per class); ModelNet10's are its ``train`` and ``test`` folders; for
+procedural shapes, training shapes use seeds ``0 … n−1`` and test shapes seeds ``10⁶ + i``.
+Object ``i``'s rotations use :func:`~equivision.data.seeds.stream_seed` ``(rotation_seed, i)``
+(test objects ``500 000 + i``).
 Signals are cached under ``cache_dir`` (:mod:`equivision.data.cache`) by a key of the
 configuration, :data:`SIGNAL_VERSION` and the source files' names, sizes and times; a missing,
 corrupt or stale file is rebuilt.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +40,12 @@ from torch import Tensor
 from equivision.data.cache import cache_key, file_fingerprint, load_or_build
 from equivision.data.registry import PROCEDURAL_TEST_SEED, class_names
 from equivision.data.seeds import stream_seed
-from equivision.errors import InvalidInputError
+from equivision.errors import CorruptFileError, InvalidInputError
 
 PROTOCOLS = ("upright-upright", "so3-so3", "upright-so3")
-COLLECTIONS = ("shapenet10", "procedural")
+COLLECTIONS = ("shapenet10", "modelnet10", "procedural")
+#: Collections read from the shared data (the others are generated).
+MESH_COLLECTIONS = ("shapenet10", "modelnet10")
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ class SphereSplit:
     classes: list[str]
 
 
-#: A quarter turn about +x, taking the objects' up axis +y onto the grid's pole +z.
+#: A quarter turn about +x, taking ShapeNet's (and the procedural shapes') up axis +y onto the
+#: grid's pole +z: ``up_rotation("+y", "+z")``.
 UP_TO_POLE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 #: Bumped whenever the signals a configuration yields change (part of the cache key).
 SIGNAL_VERSION = 2
@@ -85,22 +92,24 @@ CACHE_KIND = "equivision-sphere-signals/1"
 TEST_STREAM_OFFSET = 500_000
 
 
-def upright_rotations(n: int, *, seed: int) -> Tensor:
-    """``n`` upright poses ``(n, 3, 3)``: up (+y) turned onto the grid's pole (+z), then a
-    rotation about the pole by a uniform angle."""
+def upright_rotations(n: int, *, seed: int, up: str = "+y") -> Tensor:
+    """``n`` upright poses ``(n, 3, 3)``: the objects' ``up`` axis (``"+y"``, ``"+z"`` …) turned
+    onto the grid's pole (+z), then a rotation about the pole by a uniform angle."""
+    from equivision.data.registry import up_rotation
+
     g = torch.Generator().manual_seed(seed)
     a = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
     c, s = torch.cos(a), torch.sin(a)
     rz = torch.zeros(n, 3, 3, dtype=torch.float64)
     rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s, s, c, 1
-    return rz @ UP_TO_POLE
+    return rz @ up_rotation(up, "+z")
 
 
-def _rotations(kind: str, n: int, seed: int) -> Tensor:
+def _rotations(kind: str, n: int, seed: int, up: str) -> Tensor:
     from equivision.groups import SO3
 
     if kind == "upright":
-        return upright_rotations(n, seed=seed)
+        return upright_rotations(n, seed=seed, up=up)
     return SO3().random(n, seed=seed, dtype=torch.float64)
 
 
@@ -109,14 +118,14 @@ Item = tuple[str, int, Callable[[], object]]
 
 def _sources(cfg: SphereDataConfig) -> tuple[list[Item], list[Item], list[str]]:
     """[(name, label, loader)] for train and test, and the class names."""
-    if cfg.collection == "shapenet10":
+    if cfg.collection in MESH_COLLECTIONS:
         from equivision.data.registry import list_entries
         from equivision.io import load_mesh
 
-        entries = list_entries("shapenet10")
+        entries = list_entries(cfg.collection)
         by_split = {s: [(e.name, e.label, lambda f=e.path: load_mesh(f)) for e in entries if e.split == s]
                     for s in ("train", "test")}
-        return by_split["train"], by_split["test"], list(class_names("shapenet10"))
+        return by_split["train"], by_split["test"], list(class_names(cfg.collection))
     from equivision.data.procedural import FAMILIES, make_shape
 
     def items(count: int, offset: int):
@@ -136,21 +145,23 @@ def _sources(cfg: SphereDataConfig) -> tuple[list[Item], list[Item], list[str]]:
 def _source_fingerprint(cfg: SphereDataConfig) -> list:
     """The source files' names, sizes and times (none for procedural shapes, whose code
     version is :data:`SIGNAL_VERSION`)."""
-    if cfg.collection != "shapenet10":
+    if cfg.collection not in MESH_COLLECTIONS:
         return []
     from equivision.data.registry import find_data_root, list_entries
 
-    return file_fingerprint([e.path for e in list_entries("shapenet10")], find_data_root())
+    return file_fingerprint([e.path for e in list_entries(cfg.collection)], find_data_root())
 
 
 def _cast(
     items, kind: str, n_rot: int, cfg: SphereDataConfig, seed_offset: int, progress
 ) -> tuple[Tensor, Tensor]:
+    from equivision.data.registry import up_axis
     from equivision.render.sphere import raycast_sphere
 
+    up = up_axis(cfg.collection) or "+z"
     xs, ys = [], []
     for idx, (_name, label, load) in enumerate(items):
-        rots = _rotations(kind, n_rot, stream_seed(cfg.rotation_seed, seed_offset + idx))
+        rots = _rotations(kind, n_rot, stream_seed(cfg.rotation_seed, seed_offset + idx), up)
         xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots))
         ys.append(torch.full((n_rot,), label, dtype=torch.long))
         if progress is not None:
@@ -161,22 +172,82 @@ def _cast(
 def make_sphere_split(
     cfg: SphereDataConfig, cache_dir: str | Path = "runs/sphere-data", *, show_progress: bool = True
 ) -> SphereSplit:
-    """Ray-cast (or read from the cache) the train and test signals of ``cfg``."""
+    """Ray-cast (or read from the cache) the train and test signals of ``cfg``. A build shows
+    a progress bar (``show_progress``) and records its time (``build_seconds``) in the cache
+    file's metadata (:func:`cache_info` reads it back with the file's size)."""
     from rich.progress import Progress
 
     train, test, classes = _sources(cfg)
     key = cache_key(asdict(cfg), SIGNAL_VERSION, _source_fingerprint(cfg))
     path = Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{key}.safetensors"
 
+    meta = {"config": json.dumps(asdict(cfg))}
+
     def build() -> dict[str, Tensor]:
         train_kind = "so3" if cfg.protocol == "so3-so3" else "upright"
         test_kind = "upright" if cfg.protocol == "upright-upright" else "so3"
+        start = time.perf_counter()
         with Progress(disable=not show_progress, transient=True) as bar:
-            task = bar.add_task(f"ray casting {cfg.collection}", total=len(train) + len(test))
+            task = bar.add_task(f"ray casting {cfg.collection} ({len(train)}×{cfg.train_rotations} train, "
+                                f"{len(test)}×{cfg.test_rotations} test)", total=len(train) + len(test))
             tick = lambda: bar.advance(task)  # noqa: E731
             tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick)
             vx, vy = _cast(test, test_kind, cfg.test_rotations, cfg, TEST_STREAM_OFFSET, tick)
+        # load_or_build writes ``meta`` after this returns, so the time lands in the file.
+        meta["build_seconds"] = f"{time.perf_counter() - start:.1f}"
         return {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy}
 
-    data = load_or_build(path, CACHE_KIND, key, build, {"config": json.dumps(asdict(cfg))})
+    data = load_or_build(path, CACHE_KIND, key, build, meta)
+    if show_progress and "build_seconds" in meta:
+        import sys
+
+        print(f"cached {cfg.collection} signals in {meta['build_seconds']} s: {path} "
+              f"({path.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     return SphereSplit(data["train_x"], data["train_y"], data["test_x"], data["test_y"], classes)
+
+
+def cache_info(path: str | Path) -> dict[str, float]:
+    """``{"build_seconds", "mib"}`` of a signals cache file (its recorded build time, ``nan``
+    when it records none, and its size on disk)."""
+    from equivision.data.cache import _header
+
+    p = Path(path)
+    meta = _header(p) if p.is_file() else None
+    if meta is None or meta.get("kind") != CACHE_KIND:
+        raise CorruptFileError(f"{p} is not a signals cache file ({CACHE_KIND})")
+    return {"build_seconds": float(meta.get("build_seconds", "nan")), "mib": p.stat().st_size / 2**20}
+
+
+def shared_class_signals(
+    source: str, target: str, *, kind: str, bandwidth: int, rotations: int, rotation_seed: int = 0
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Every mesh of ``source`` (both of its splits: a model trained on ``target`` saw none)
+    whose class ``target`` also has, ray-cast for a ``target``-trained model: ``x``
+    ``(N·rotations, 2, 2B, 2B)``, labels ``y`` in ``target``'s label order, and the shared
+    class names. Each mesh is first turned so its up axis lies on ``target``'s
+    (:func:`~equivision.data.registry.up_rotation`, e.g. ShapeNet's +y onto ModelNet's +z),
+    then posed as ``target``'s test objects are: ``kind="upright"`` about that axis, ``"so3"``
+    anywhere. Mesh ``i``'s rotations use ``stream_seed(rotation_seed, TEST_STREAM_OFFSET + i)``."""
+    from equivision.data.registry import list_entries, up_axis, up_rotation
+    from equivision.io import Mesh, load_mesh
+    from equivision.render.sphere import raycast_sphere
+
+    if kind not in ("upright", "so3"):
+        raise InvalidInputError(f"kind must be 'upright' or 'so3', got {kind!r}")
+    for c in (source, target):
+        if c not in MESH_COLLECTIONS:
+            raise InvalidInputError(f"collections must be among {MESH_COLLECTIONS}, got {c!r}")
+    target_labels = class_names(target)
+    shared = [c for c in class_names(source) if c in target_labels]
+    if not shared:
+        raise InvalidInputError(f"{source} and {target} share no class")
+    turn = up_rotation(up_axis(source) or "+z", up_axis(target) or "+z")
+    xs, ys = [], []
+    for i, e in enumerate(e for e in list_entries(source) if e.cls in shared):
+        mesh = load_mesh(e.path)
+        mesh = Mesh(mesh.vertices.double() @ turn.T, mesh.faces)
+        rots = _rotations(kind, rotations, stream_seed(rotation_seed, TEST_STREAM_OFFSET + i),
+                          up_axis(target) or "+z")
+        xs.append(raycast_sphere(mesh, bandwidth, rotations=rots))
+        ys.append(torch.full((rotations,), target_labels.index(e.cls), dtype=torch.long))
+    return torch.cat(xs), torch.cat(ys), shared

@@ -3,6 +3,11 @@
 
 ``python -m equivision.experiments.shapes_sphere OUT_DIR [SHARD]`` runs (a share of) it and
 ``OUT_DIR --summary`` prints its table (:mod:`equivision.experiments.runner`).
+
+``python -m equivision.experiments.shapes_sphere OUT_DIR --collection modelnet10 [SHARD]``
+runs the ModelNet10 experiment instead (:func:`run_modelnet10_experiment`: the teacher's
+recipe, official split, and ShapeNet's objects of the shared classes as a second test);
+``OUT_DIR --collection modelnet10 --summary`` prints its table.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from pathlib import Path
 import torch
 
 from equivision.data.registry import class_names
-from equivision.data.shapes_sphere import PROTOCOLS
+from equivision.data.shapes_sphere import PROTOCOLS, shared_class_signals
+from equivision.errors import ConfigError
 from equivision.experiments.runner import (
     Job,
     Row,
@@ -114,7 +120,117 @@ def summarize_experiment(out_dir: str) -> str:
                            "parameters", "minutes per run"], body)
 
 
+#: The ModelNet10 experiment's schedule: the packaged teacher's recipe
+#: (``configs/shapes_sphere_modelnet10.json``) with a single eval at the end.
+MODELNET10_TRAIN = {**EXPERIMENT_TRAIN, "steps": 2000, "warmup_steps": 50, "eval_every": 2000,
+                    "checkpoint_every": 500}
+#: Its data: 8 cached rotations per training mesh, each turned about the pole afresh every
+#: time it is drawn; 4 seeded rotations per test mesh.
+MODELNET10_DATA: dict[str, object] = {"train_rotations": 8, "test_rotations": 4, "augment_azimuth": True}
+#: The collection whose objects of ModelNet10's classes are the second test set.
+MODELNET10_CROSS = "shapenet10"
+#: Pose of each protocol's test signals.
+TEST_KIND = {"upright-upright": "upright", "so3-so3": "so3", "upright-so3": "so3"}
+
+
+def modelnet10_jobs(seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple[int, str, str]]:
+    """``(seed, model, training)`` of the ModelNet10 experiment, seed by seed: 4 trainings a
+    seed, whose models fill the 6 (model, protocol) cells."""
+    return [(s, m, t) for s in seeds for t in EXPERIMENT_TRAINING for m in EXPERIMENT_MODELS]
+
+
+def _modelnet10_job(seed: int, model: str, training: str, train_cfg: dict, data: dict,
+                    model_cfgs: dict[str, dict]) -> Job:
+    def fn(run_dir: Path) -> Row:
+        task = get_task(EXPERIMENT_MODELS[model])
+        task_cfg = {"collection": "modelnet10", "protocol": EXPERIMENT_TRAINING[training][0], **data,
+                    "model": {"num_classes": len(class_names("modelnet10")), "dropout": 0.1,
+                              **model_cfgs.get(model, {})}}
+        res = train(task, {"train": {**train_cfg, "seed": seed}, "task": task_cfg}, run_dir,
+                    overwrite=True, progress=False)
+        cfg = load_run_config(run_dir, task).task
+        net = load(run_dir, model=task.model_name, checkpoint="latest")
+        row = {"collection": "modelnet10", "model": model, "training": training, "seed": seed,
+               "params": count_parameters(net), "train_accuracy": res.train_metrics.get("accuracy")}
+        for protocol in EXPERIMENT_TRAINING[training]:
+            split = cached_split(replace(cfg.data_config(), protocol=protocol), cfg.cache_dir)
+            row[protocol] = accuracy(net, split.test_x, split.test_y)
+            x, y, _ = shared_class_signals(MODELNET10_CROSS, "modelnet10", kind=TEST_KIND[protocol],
+                                           bandwidth=cfg.bandwidth, rotations=cfg.test_rotations,
+                                           rotation_seed=cfg.rotation_seed)
+            row[f"{MODELNET10_CROSS}:{protocol}"] = accuracy(net, x, y)
+        return row
+    return run_name("modelnet10", model, training, seed=seed), fn
+
+
+def run_modelnet10_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int = 0, *,
+                              train_cfg: dict | None = None, data: dict | None = None,
+                              model_cfgs: dict[str, dict] | None = None) -> list[Row]:
+    """Train the spherical CNN and the baseline on ModelNet10's training folder, upright and
+    SO(3)-posed, for every seed (:func:`modelnet10_jobs`), into
+    ``out_dir/modelnet10_<model>_<training>_s<seed>``; each row holds the final model's
+    accuracy on ModelNet10's test folder and on ShapeNet's chairs, bathtubs and toilets
+    (``shapenet10:<protocol>``, :func:`~equivision.data.shapes_sphere.shared_class_signals`)
+    under every protocol it serves. ``train_cfg``, ``data`` and ``model_cfgs`` (model →
+    config fields) override :data:`MODELNET10_TRAIN`, :data:`MODELNET10_DATA` and the models'
+    defaults (a smoke test's tiny runs)."""
+    t = {**MODELNET10_TRAIN, **(train_cfg or {})}
+    d = {**MODELNET10_DATA, **(data or {})}
+    jobs = [_modelnet10_job(*j, t, d, model_cfgs or {}) for j in modelnet10_jobs(seeds)]
+    return run_jobs(out_dir, jobs, shard)
+
+
+def summarize_modelnet10(out_dir: str) -> str:
+    """The ModelNet10 experiment's Markdown table (accuracy %, mean ± std over the seeds
+    found), ModelNet10's test folder first, then ShapeNet's objects of the shared classes."""
+    rows = [r for r in read_results(out_dir) if r.get("collection") == "modelnet10"]
+    body: list[list[str]] = []
+    for model in EXPERIMENT_MODELS:
+        mine = [r for r in rows if r["model"] == model]
+        if not mine:
+            continue
+        cells = []
+        for prefix in ("", f"{MODELNET10_CROSS}:"):
+            acc = {p: [r[prefix + p] for r in mine if prefix + p in r] for p in PROTOCOLS}
+            cells += [mean_std(acc["upright-upright"]), mean_std(acc["so3-so3"]),
+                      mean_std(acc["upright-so3"])]
+            if not prefix:
+                up, up_so3 = acc["upright-upright"], acc["upright-so3"]
+                drop = statistics.mean(up) - statistics.mean(up_so3) if up and up_so3 else float("nan")
+                cells.append(f"{drop:.2f}")
+        body.append([model, *cells, f"{int(mine[0]['params']):,}", minutes_per_run(mine)])
+    return markdown_table(["model", "z → z", "SO3 → SO3", "z → SO3", "drop z → SO3",
+                           "ShapeNet z → z", "ShapeNet SO3 → SO3", "ShapeNet z → SO3",
+                           "parameters", "minutes per run"], body)
+
+
+#: Experiments selectable with ``--collection``: (run, summary).
+EXPERIMENTS = {"all": (run_experiment, summarize_experiment),
+               "modelnet10": (run_modelnet10_experiment, summarize_modelnet10)}
+
+
+def cli(argv: list[str]) -> int:
+    """``OUT_DIR [--collection NAME] [SHARD | --summary]`` (see the module docstring)."""
+    import sys
+
+    args = list(argv)
+    name = "all"
+    if "--collection" in args:
+        i = args.index("--collection")
+        if i + 1 >= len(args):
+            print("error: --collection needs a name (modelnet10)", file=sys.stderr)
+            return 2
+        name = args.pop(i + 1)
+        args.pop(i)
+        if name not in EXPERIMENTS:
+            err = ConfigError(f"unknown experiment collection {name!r}; known: {', '.join(EXPERIMENTS)}")
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    run, summarize = EXPERIMENTS[name]
+    return main(args, run, summarize)
+
+
 if __name__ == "__main__":
     import sys
 
-    raise SystemExit(main(sys.argv[1:], run_experiment, summarize_experiment))
+    raise SystemExit(cli(sys.argv[1:]))

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from equivision.data.registry import class_names
 from equivision.data.shapes_sphere import COLLECTIONS, PROTOCOLS, SphereDataConfig, make_sphere_split
-from equivision.errors import ConfigError
+from equivision.errors import CheckpointError, ConfigError
 from equivision.models.equirect_cnn import EquirectCNNConfig
 from equivision.models.spherical_cnn import SphericalCNNConfig
 from equivision.training.config import check_fields
@@ -48,6 +48,7 @@ _DataFieldsBase = make_dataclass("_DataFieldsBase", [
     *_data_field_specs(),
     ("cache_dir", str, field(default="runs/sphere-data")),
     ("classes", list[str], field(default_factory=list)),
+    ("augment_azimuth", bool, field(default=False)),
 ])
 _DataFieldsBase.__module__ = __name__
 
@@ -55,9 +56,12 @@ _DataFieldsBase.__module__ = __name__
 @dataclass
 class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
     """The data fields (see :class:`~equivision.data.shapes_sphere.SphereDataConfig`), the
-    cache folder, and ``classes``: the label order of ``collection`` (filled from the
-    registry when empty, so run folders and exported checkpoints record it; a different
-    list is refused: the labels come from the registry)."""
+    cache folder, ``classes``: the label order of ``collection`` (filled from the registry
+    when empty, so run folders and exported checkpoints record it; a different list is
+    refused: the labels come from the registry), and ``augment_azimuth``: turn each training
+    signal about the grid's pole by a fresh random multiple of the grid step every time it is
+    drawn (a roll of the azimuth axis, exact on the grid), so a fixed set of cached rotations
+    yields new poses every epoch at no ray-casting cost."""
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
@@ -99,10 +103,21 @@ def cached_split(cfg: SphereDataConfig, cache_dir: str):
     return make_sphere_split(cfg, cache_dir)
 
 
+def roll_azimuth(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Signals ``(N, C, 2B, 2B)`` each rotated about the grid's pole (+z) by a uniformly random
+    multiple of ``2π / 2B``: a roll of the last (azimuth) axis, one shift per signal."""
+    n, w = x.shape[0], x.shape[-1]
+    shift = torch.randint(0, w, (n,), generator=generator, device=x.device)
+    idx = (torch.arange(w, device=x.device)[None, :] - shift[:, None]) % w  # (N, 2B)
+    return x.gather(-1, idx[:, None, None, :].expand_as(x))
+
+
 class _ShapesSphereTask(Task):
     best_metric, best_mode = "accuracy", "max"
+    augment_azimuth = False
 
     def datasets(self, cfg: _DataFields) -> tuple[Dataset, Dataset]:
+        self.augment_azimuth = bool(cfg.augment_azimuth)
         split = cached_split(cfg.data_config(), cfg.cache_dir)
         n_classes = len(split.classes)
         if cfg.model.num_classes != n_classes:  # type: ignore[attr-defined]
@@ -111,6 +126,9 @@ class _ShapesSphereTask(Task):
 
     def loss(self, model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch
+        if self.augment_azimuth and model.training:
+            # Draws from the global generator, which checkpoints save and --resume restores.
+            x = roll_azimuth(x)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean() * 100
@@ -127,3 +145,20 @@ class ShapesSphereTask(_ShapesSphereTask):
 class ShapesSphereBaselineTask(_ShapesSphereTask):
     config_cls = ShapesSphereBaselineConfig
     model_name = "equirect_cnn"
+
+
+def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") -> torch.nn.Module:
+    """A trained spherical CNN (packaged name, e.g. ``shapes_sphere_modelnet10``, or run folder)
+    whose feature maps are to be read on the signals of ``data`` (``features(x, layer)``), in
+    eval mode. A network that reads another grid (its input bandwidth is not
+    ``data.bandwidth``) is a :class:`~equivision.errors.CheckpointError`: its layers would
+    refuse, or worse misread, those signals."""
+    from equivision.pipelines.classify import load_classifier
+
+    net, _ = load_classifier(name_or_run, device)
+    cfg = net.cfg  # type: ignore[union-attr]
+    if cfg.bandwidths[0] != data.bandwidth:
+        raise CheckpointError(f"{name_or_run} reads bandwidth {cfg.bandwidths[0]} signals, but the "
+                              f"{data.collection} data has bandwidth {data.bandwidth}; ray-cast at "
+                              f"{cfg.bandwidths[0]} or pick a teacher of that bandwidth")
+    return net.eval()
