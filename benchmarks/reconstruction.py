@@ -69,6 +69,7 @@ from equivision.io import Mesh, load_mesh
 from equivision.metrics import evaluate_reconstruction
 from equivision.models import load
 from equivision.pipelines.reconstruct import reconstruct
+from equivision.recon.extract import surface_topology
 from equivision.recon.predict import COMPUTE_DTYPES, inference_dtype
 
 METRICS = ("cd_l1", "emd", "nc", "f1")
@@ -78,8 +79,10 @@ VARIANTS = {"noise 0.005": ("noise", 0.005), "noise 0.01": ("noise", 0.01),
 
 def _scores(pred: Mesh, ref: Mesh, seed: int) -> dict[str, float]:
     m = evaluate_reconstruction(pred, ref, n_points=100_000, seed=seed)
+    topo = surface_topology(pred)
     return {"cd_l1": m.cd_l1_x100, "emd": m.emd_x100, "nc": float(m.normal_consistency or 0.0),
-            "f1": m.fscore[0.01], "emd_std": m.emd_x100_std}
+            "f1": m.fscore[0.01], "emd_std": m.emd_x100_std, "pieces": topo.pieces,
+            "boundary_edges": topo.boundary_edges}
 
 
 def _mesh(vertices: np.ndarray, faces: np.ndarray) -> Mesh:
@@ -372,14 +375,24 @@ def report(rows: list[dict], resolution: int) -> None:
     variants = ["clean", *[v for v in VARIANTS if any(k[0] == v for k in groups)]]
     for variant in variants:
         print(f"\n{variant} (resolution {resolution} for equivision)\n")
-        print("| set | method | CD-L1 ×100 | EMD ×100 | NC | F-score@1% | n | failed |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| set | method | CD-L1 ×100 | EMD ×100 | NC | F-score@1% | pieces | boundary edges "
+              "| n | failed |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for (v, s, m), rs in groups.items():
             if v != variant:
                 continue
             ok = [r for r in rs if "failed" not in r]
+            topo = [r for r in ok if "pieces" in r]  # rows from before the topology columns lack them
             print(f"| {s} | {m} | " + " | ".join(f"{mean([r[k] for r in ok]):.4f}" for k in METRICS)
+                  + " | " + " | ".join(f"{mean([r[k] for r in topo]):.1f}" if topo else "-"
+                                       for k in ("pieces", "boundary_edges"))
                   + f" | {len(ok)} | {len(rs) - len(ok)} |")
+        if variant == "clean":
+            print("\npieces / boundary edges per shape (clean):\n")
+            for (v, s, m), rs in groups.items():
+                if v == "clean" and not m.endswith("rotated"):
+                    print(f"* {s} | {m}: " + ", ".join(
+                        f"{r['shape'][:8]} {r['pieces']}/{r['boundary_edges']}" for r in rs if "pieces" in r))
     print()
     for s in dict.fromkeys(k[1] for k in groups):
         for m in ("equivision", "no-pose ablation"):
