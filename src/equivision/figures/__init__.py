@@ -6,7 +6,7 @@ has to import the other; a figure module may use the data layers (``render``, ``
 as a PNG through a temporary file (:func:`equivision.io.atomic.atomic_path`).
 """
 
-from equivision.figures.images import save_group_maps, save_image_row
+from equivision.figures.images import image_grid, save_group_maps, save_image_grid, save_image_row
 from equivision.figures.shapes import (
     draw_mesh,
     frame_cube,
@@ -21,9 +21,11 @@ __all__ = [
     "draw_mesh",
     "equirect_map",
     "frame_cube",
+    "image_grid",
     "render_sphere_signal",
     "save_cloud_row",
     "save_group_maps",
+    "save_image_grid",
     "save_image_row",
     "save_mesh_row",
     "save_reconstruction_preview",

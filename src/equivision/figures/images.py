@@ -1,4 +1,5 @@
-"""Figures of 2D images: a row of images, and images beside their maps over a group."""
+"""Figures of 2D images: a row of images, images beside their maps over a group, and a grid of
+images at their own pixels."""
 
 from __future__ import annotations
 
@@ -48,4 +49,39 @@ def save_group_maps(
     save_figure(fig, path, dpi=dpi)
 
 
-__all__ = ["save_group_maps", "save_image_row"]
+def image_grid(images: Tensor, *, per_row: int = 8, gap: int = 2) -> Tensor:
+    """Images ``(N, C, H, W)`` with values in ``[0, 1]`` tiled into one grey picture ``(H', W')``
+    uint8, one pixel per pixel: each image's ``C`` channels side by side, the images in rows of
+    ``per_row``, ``gap`` white pixels between tiles (none around a lone image)."""
+    import torch
+
+    from equivision.errors import ShapeError
+
+    if images.ndim != 4 or not images.is_floating_point():
+        raise ShapeError(f"images must be a float tensor (N, C, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    cols = max(1, min(per_row, n)) * c
+    rows = max(1, -(-n // per_row))
+    grid = torch.full((rows * (h + gap) - gap, cols * (w + gap) - gap), 255, dtype=torch.uint8)
+    pix = (images.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    for i in range(n):
+        r0 = (i // per_row) * (h + gap)
+        for k in range(c):
+            c0 = ((i % per_row) * c + k) * (w + gap)
+            grid[r0 : r0 + h, c0 : c0 + w] = pix[i, k]
+    return grid
+
+
+def save_image_grid(path: str | Path, images: Tensor, *, per_row: int = 8, gap: int = 2) -> None:
+    """A grey PNG of :func:`image_grid`, written through a temporary file (callers check their
+    outputs first; ``path`` is replaced)."""
+    from PIL import Image
+
+    from equivision.io.atomic import atomic_path
+
+    grid = image_grid(images, per_row=per_row, gap=gap)
+    with atomic_path(Path(path), overwrite=True) as tmp:
+        Image.fromarray(grid.numpy()).save(tmp, format="PNG")
+
+
+__all__ = ["image_grid", "save_group_maps", "save_image_grid", "save_image_row"]

@@ -5,6 +5,7 @@ Elements are plain tensors; see :mod:`equivision.groups.planar` and
 """
 
 from equivision.groups.base import Group, make_generator, rotation_matrix_2d, wrap_angle
+from equivision.groups.parse import ROTATION_FORMS, parse_rotation
 from equivision.groups.planar import (
     C4,
     C8,
@@ -34,6 +35,7 @@ __all__ = [
     "C4",
     "C8",
     "D4",
+    "ROTATION_FORMS",
     "SE2",
     "SE3",
     "SO2",
@@ -51,6 +53,7 @@ __all__ = [
     "group_image_action",
     "image_action",
     "make_generator",
+    "parse_rotation",
     "points_action",
     "regular_permutation",
     "rotation_matrix_2d",
