@@ -14,9 +14,7 @@ backward (the activation memory of training), counted with autograd's saved-tens
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RowWriter, add_jsonl_option
+from _timing import interleaved_medians
 from equivision.models import build_model
 from equivision.nn import (
     VNBatchNorm,
@@ -37,8 +36,8 @@ from equivision.nn import (
 )
 
 
-def measure(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
-    """(median ms of forward + backward, MiB saved for backward)."""
+def saved_mib(fn: Callable[[], torch.Tensor]) -> float:
+    """MiB of tensors autograd saves for the backward of one forward pass."""
     saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -48,12 +47,16 @@ def measure(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn().square().mean().backward()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn().square().mean().backward()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times), saved / 2**20
+    return saved / 2**20
+
+
+def measure_pair(ours: Callable[[], torch.Tensor], anchor: Callable[[], torch.Tensor],
+                 repeats: int) -> tuple[float, float, float, float]:
+    """(ours ms, anchor ms, ours MiB, anchor MiB): median forward + backward times, the two
+    alternating within each round so that load from other processes hits both alike."""
+    step = {k: (lambda f=f: f().square().mean().backward()) for k, f in (("ours", ours), ("anchor", anchor))}
+    med = interleaved_medians(step, repeats)
+    return 1000 * med["ours"], 1000 * med["anchor"], saved_mib(ours), saved_mib(anchor)
 
 
 def scalar_edge(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -136,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for name, ours, anchor, anchor_name in cases:
-        t_o, m_o = measure(ours, reps)
-        t_a, m_a = measure(anchor, reps)
+        t_o, t_a, m_o, m_a = measure_pair(ours, anchor, reps)
         rows.append((name, t_o, t_a, m_o, m_a, anchor_name))
     head = f"{'layer / model':44s} {'ours ms':>9s} {'anchor ms':>10s} {'ratio':>6s} {'ours MiB':>9s} " \
            f"{'anchor MiB':>10s}  anchor"

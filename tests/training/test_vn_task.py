@@ -179,3 +179,16 @@ def test_pipeline_subsamples_seeded_and_refuses_bad_shapes():
         classify_points(torch.randn(1, 20, 3), net, classes)
     with pytest.raises(InvalidInputError):
         classify_points(torch.zeros(20, 3, dtype=torch.int64), net, classes)
+
+
+@pytest.mark.parametrize("name", ["vn_pointnet", "vn_dgcnn", "vn_baseline_pointnet", "vn_baseline_dgcnn"])
+def test_the_shipped_configs_build(name):
+    from pathlib import Path
+
+    from equivision.training import get_task
+    from equivision.training.config import build_run_config
+
+    data = json.loads((Path(__file__).resolve().parents[2] / "configs" / f"{name}.json").read_text())
+    rc = build_run_config(data["task_name"], get_task(data["task_name"]).config_cls, data)
+    assert rc.task.n_points == 1024 and rc.task.protocol == "so3-so3"
+    assert rc.task.model.k == 20 and rc.task.model.num_classes == 10
