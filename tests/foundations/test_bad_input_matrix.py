@@ -141,6 +141,7 @@ Argv = Callable[[Path, Path, Path], list[str]]
 COMMANDS: dict[str, tuple[Callable[[str, Path], Path], Argv]] = {
     "classify": (_mesh_input, lambda i, d, o: ["classify", str(i)]),
     "sphere": (_mesh_input, lambda i, d, o: ["sphere", str(i), "-o", str(o / "s.png"), "-b", "4"]),
+    "render": (_mesh_input, lambda i, d, o: ["render", str(i), "-o", str(o / "v.png"), "--size", "16"]),
     "reconstruct": (_cloud_input, lambda i, d, o: ["reconstruct", str(i), "-o", str(o / "r.ply"),
                                                    "-r", "16"]),
     "evaluate-pred": (_mesh_input, lambda i, d, o: ["evaluate", str(i), str(_good_mesh(d)),
@@ -210,6 +211,8 @@ def _outputs(command: str, d: Path, o: Path, case: str) -> list[str]:
         a.write_bytes(b"the user's picture")
     if command == "sphere":
         return ["sphere", str(mesh), "-o", str(a), "--signal", str(b), "-b", "4"]
+    if command == "render":
+        return ["render", str(mesh), "-o", str(a), "--array", str(b), "--size", "16"]
     if command == "reconstruct":
         out = a.with_suffix(".ply")
         if case == "existing":
@@ -239,7 +242,7 @@ OUTPUT_CASES = ["read-only-folder", "existing", "same-path"]
 
 
 @pytest.mark.parametrize(("command", "case"),
-                         [_cell(c, k) for c in ("sphere", "reconstruct", "train", "demo")
+                         [_cell(c, k) for c in ("sphere", "render", "reconstruct", "train", "demo")
                           for k in OUTPUT_CASES])
 def test_bad_output(tmp_path, capfd, monkeypatch, command, case):
     monkeypatch.chdir(tmp_path)
@@ -276,13 +279,19 @@ def _offset_mesh_pair(d: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(("offset", "command"),
-                         [_cell("offset", c) for c in ("sphere", "evaluate", "classify", "reconstruct")])
+                         [_cell("offset", c) for c in ("sphere", "render", "evaluate", "classify",
+                                                       "reconstruct")])
 def test_huge_offset_gives_the_same_answer(tmp_path, capfd, offset, command):
     d = tmp_path
     a, b = _offset_mesh_pair(d)
     if command == "sphere":
         for m, s in ((a, "a.npy"), (b, "b.npy")):
             _run_ok(["sphere", str(m), "-o", str(d / f"{s}.png"), "--signal", str(d / s), "-b", "8"], capfd)
+        np.testing.assert_allclose(np.load(d / "b.npy"), np.load(d / "a.npy"), atol=1e-4)
+    elif command == "render":
+        for m, s in ((a, "a.npy"), (b, "b.npy")):
+            _run_ok(["render", str(m), "-o", str(d / f"{s}.png"), "--array", str(d / s), "--size", "32",
+                     "--random", "3"], capfd)
         np.testing.assert_allclose(np.load(d / "b.npy"), np.load(d / "a.npy"), atol=1e-4)
     elif command == "evaluate":
         ref = d / "ref.ply"
