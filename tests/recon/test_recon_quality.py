@@ -41,7 +41,7 @@ SHAPES = {
 def test_exact_field_gives_one_closed_piece_with_true_normals(name):
     ref = as_mesh(SHAPES[name]())
     pts, _ = sample_surface_uniform(ref, 8000, seed=0)
-    mesh, _ = extract_mesh_udf(exact_field(ref), pts.double(), resolution=96)
+    mesh, _ = extract_mesh_udf(exact_field(ref), pts.double(), resolution=96, fill_gaps=True)
     assert surface_topology(mesh) == SurfaceTopology(1, 0, 0)
     m = evaluate_reconstruction(mesh, ref, n_points=100_000, emd_draws=1, emd_points=64, seed=0)
     assert m.normal_consistency is not None and m.normal_consistency >= 0.99

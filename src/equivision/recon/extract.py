@@ -25,8 +25,10 @@ cubes cannot run; instead (our own formulation of the pseudo-sign idea of MeshUD
    edges are matched to the nearest of its 8 labellings (ties: fewer crossings), which leaves
    cracks wherever neighbours' nearest labellings disagree (near sharp edges, noisy fields).
    Either way a labelling gives no triangle, one, or a quad from a 16-entry table built here.
-   Cubes whose corners fall outside the band where the samples leave a gap are completed
-   (``fill_gaps``), which would otherwise leave holes there.
+   ``fill_gaps=True`` completes cubes whose corners fall outside the band where the samples
+   leave a gap (holes otherwise, on exact fields); off by default: it queries a learned
+   field where it has no samples, and on ABC 00011084 with the network it cost CD-L1
+   0.540 → 0.729 and F@1% 0.909 → 0.846.
 4. **Where on the edge.** A vertex sits at ``t = |Δa| / (|Δa| + |Δb|)``, exact for planes.
    With ``project=True`` each vertex is then moved onto the surface: by the tangent planes the
    field gives at the edge's two end nodes where they agree (no new query), else by the
@@ -307,7 +309,7 @@ def extract_mesh_udf(
     face_max_udf: float | None = None,
     batch_size: int = 65536,
     sign: str = "global",
-    fill_gaps: bool = True,
+    fill_gaps: bool = False,
     gate_rule: str = "near",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Mesh, ExtractionStats]:
@@ -330,7 +332,8 @@ def extract_mesh_udf(
         batch_size: queries per call of ``displacement``.
         sign: ``"global"`` (labels consistent over the band, closed surfaces close) or
             ``"local"`` (the per-tetrahedron pseudo-sign).
-        fill_gaps: query the missing corners of cubes near the surface (see the module doc).
+        fill_gaps: query the missing corners of cubes near the surface (exact fields; see the
+            module doc).
         gate_rule: with the global sign, which label cuts make vertices: ``"near"`` (the
             ``|Δa| + |Δb|`` test), ``"crossed"`` (also opposite directions: fewer, cleaner
             faces from a noisy field, more holes) or ``"none"``.
