@@ -342,7 +342,8 @@ def test_eps_in_the_relu_leaves_a_fraction_of_the_component_along_k():
         with torch.no_grad():
             act.direction.weight.fill_(-1.0)
         q = torch.tensor([[[r], [0.0], [0.0]]], dtype=torch.float64)[:, None, :, 0]  # (1, 1, 3)
-        out = act(q)
+        with torch.no_grad():
+            out = act(q)
         assert float(out[0, 0, 0] / r) == pytest.approx(eps / (r * r + eps), rel=1e-9)
 
 

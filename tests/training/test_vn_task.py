@@ -192,3 +192,14 @@ def test_the_shipped_configs_build(name):
     rc = build_run_config(data["task_name"], get_task(data["task_name"]).config_cls, data)
     assert rc.task.n_points == 1024 and rc.task.protocol == "so3-so3"
     assert rc.task.model.k == 20 and rc.task.model.num_classes == 10
+
+
+def test_evaluate_run_scores_the_test_set_under_either_rotation(trained_run):
+    from equivision.tasks.modelnet_points import evaluate_run
+
+    d, res = trained_run
+    so3 = evaluate_run(d / "run", "so3")
+    assert so3 == pytest.approx(res.eval_metrics["accuracy"], abs=1e-6)  # the run's own z-so3 eval
+    assert evaluate_run(d / "run", "z") == so3  # an invariant model: the rotation does not matter
+    with pytest.raises(ConfigError):
+        evaluate_run(d / "run", "x")

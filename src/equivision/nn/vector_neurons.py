@@ -111,8 +111,8 @@ class VNLeakyReLU(nn.Module):
     Near zero: ``k = 0`` (or ``q = 0``) gives ``⟨q, k⟩ = 0`` and returns ``q`` unchanged, so
     zero vectors give finite values and gradients. ``ε`` only matters when ``|k|² ≲ ε``: the
     projection then removes the fraction ``|k|²/(|k|² + ε)`` of ``q``'s component along
-    ``k`` instead of all of it (measured at ε = 1e-6: |k| = 1e-2 leaves 1.0e-2 of that
-    component, |k| = 1e-3 leaves 0.50, |k| = 1 leaves 1.0e-6). It never breaks
+    ``k`` instead of all of it (measured at ε = 1e-6 with ``q = −k``: |k| = 1 leaves 1.0e-6
+    of that component, |k| = 1e-2 leaves 9.9e-3, |k| = 1e-3 leaves 0.50). It never breaks
     equivariance: ``⟨q, k⟩`` and ``|k|²`` are invariants.
     """
 
@@ -143,8 +143,8 @@ class VNBatchNorm(nn.Module):
     The authors' code divides by ``|v| + ε``; the smoothed norm differs from it by less than
     ``ε`` and, unlike ``|v|``, has a finite gradient at ``v = 0`` (where the output is 0).
     Near zero the output's scale is ``BN(n)/n`` with ``n ≥ ε``: a vector of norm ``r ≪ ε``
-    is scaled as if its norm were ``ε`` (measured at ε = 1e-6: r = 1e-3 changes ``n`` by
-    5e-10 relative, r = 1e-6 by 41 %).
+    is scaled as if its norm were ``ε`` (measured at ε = 1e-6: r = 1e-3 makes ``n`` larger
+    than ``r`` by 5.0e-7 relative, r = 1e-6 by 41 %, r = 1e-9 by a factor 1,000).
     """
 
     def __init__(self, channels: int, *, eps: float = 1e-6, momentum: float = 0.1) -> None:
@@ -319,9 +319,11 @@ def vn_edge_features(x: Tensor, k: int, idx: Tensor | None = None) -> Tensor:
     neighbours ``j`` (by :func:`knn_indices` of ``x`` unless ``idx (B, N, k)`` is given):
     ``x (B, C, 3, N)`` → ``(B, 2C, 3, N, k)``. Both parts rotate with ``x``."""
     check_vector_features(x, "x", points=True)
+    b, c, _, n = x.shape
     if idx is None:
         idx = knn_indices(x, k)
-    b, c, _, n = x.shape
+    elif idx.ndim != 3 or idx.shape[:2] != (b, n) or idx.dtype != torch.long:
+        raise ShapeError(f"idx must be int64 (B, N, k) = ({b}, {n}, k), got {idx.dtype} {tuple(idx.shape)}")
     kk = idx.shape[-1]
     flat = x.reshape(b, c * 3, n)
     nb = torch.gather(flat, 2, idx.reshape(b, 1, n * kk).expand(b, c * 3, n * kk)).reshape(b, c, 3, n, kk)

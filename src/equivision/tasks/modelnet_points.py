@@ -241,5 +241,46 @@ class DGCNNTask(_PointTask):
     model_name = "dgcnn"
 
 
-__all__ = ["PROTOCOLS", "RotatedClouds", "load_clouds", "normalize_cloud", "random_rotations",
-           "sample_cloud"]
+@torch.no_grad()
+def evaluate_run(run_dir: str | Path, test_rotations: str, *, checkpoint: str | int = "latest",
+                 batch_size: int = 32) -> float:
+    """Accuracy (percent) of a run's model on the ModelNet10 test clouds of its config,
+    rotated by ``test_rotations`` (``"z"`` or ``"so3"``, the fixed seeded rotations of the
+    protocols): how a ``z``-trained model is scored on both z/z and z/SO3."""
+    from equivision.models import load
+    from equivision.training import load_run_config
+
+    if test_rotations not in ("z", "so3"):
+        raise ConfigError(f"test_rotations must be 'z' or 'so3', got {test_rotations!r}")
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    task = _task_of(cfg)
+    tcfg = load_run_config(run_dir, task).task
+    net = load(run_dir, model=task.model_name, checkpoint=checkpoint)
+    vx, vy = _clouds("test", tcfg.n_points, tcfg.sample_seed, tcfg.max_test_per_class, tcfg.cache_dir)
+    ds = RotatedClouds(vx, vy, test_rotations, stream_seed(tcfg.rotation_seed, 1))
+    right = 0
+    for i in range(0, len(ds), batch_size):
+        items = [ds[j] for j in range(i, min(i + batch_size, len(ds)))]
+        x, y = torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
+        right += int((net(x).argmax(-1) == y).sum())
+    return 100.0 * right / max(len(ds), 1)
+
+
+def _task_of(run_config: dict) -> Task:
+    from equivision.training import get_task
+
+    name = run_config.get("task_name", "")
+    if name not in ("modelnet-vn-pointnet", "modelnet-vn-dgcnn", "modelnet-pointnet", "modelnet-dgcnn"):
+        raise ConfigError(f"the run is of task {name!r}, not a ModelNet10 point task")
+    return get_task(name)
+
+
+__all__ = [
+    "PROTOCOLS",
+    "RotatedClouds",
+    "evaluate_run",
+    "load_clouds",
+    "normalize_cloud",
+    "random_rotations",
+    "sample_cloud",
+]
