@@ -203,3 +203,17 @@ def test_evaluate_run_scores_the_test_set_under_either_rotation(trained_run):
     assert evaluate_run(d / "run", "z") == so3  # an invariant model: the rotation does not matter
     with pytest.raises(ConfigError):
         evaluate_run(d / "run", "x")
+
+
+def test_classify_with_a_packaged_point_model(trained_run, capsys, tmp_path, monkeypatch):
+    import equivision.models as models
+
+    d, _ = trained_run
+    models.export_pretrained(d / "run", "vn_tiny", tmp_path)
+    monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path)
+    cloud = tmp_path / "c.xyz"
+    np.savetxt(cloud, np.random.default_rng(2).normal(size=(500, 3)))
+    code, out, err = _classify(capsys, str(cloud), "--model", "vn_tiny", "--json")
+    assert code == 0, err
+    by_run = _classify(capsys, str(cloud), "--model", str(d / "run"), "--json")[1]
+    assert json.loads(out) == json.loads(by_run)
