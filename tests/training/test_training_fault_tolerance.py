@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from training_helpers import (
     PYTHON,
     deterministic_rows,
     final_weights,
+    run_until_first_checkpoint_then_kill,
     subprocess_env,
     toy_config,
     write_config,
@@ -222,21 +221,7 @@ def test_default_config_run_killed_midway_resumes(tmp_path, quiet_console) -> No
     run = tmp_path / "killed"
     cmd = [PYTHON, "-m", "equivision", "train", "toy", "--config", str(cfg_file), "--run",
            str(run), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not checkpoint_steps(run):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    run_until_first_checkpoint_then_kill(cmd, run)
     done = checkpoint_steps(run)
     assert done and max(done) < steps  # killed midway, after a default checkpoint
     resumed = subprocess.run([*cmd, "--resume"], env=subprocess_env(), capture_output=True,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from training_helpers import (
     PYTHON,
     deterministic_rows,
     final_weights,
+    run_until_first_checkpoint_then_kill,
     subprocess_env,
     toy_config,
     write_config,
@@ -29,22 +28,7 @@ def test_sigkill_then_resume_is_identical(tmp_path, quiet_console) -> None:
     run = tmp_path / "killed"
     cmd = [PYTHON, "-m", "equivision", "train", "toy", "--config", str(cfg_file), "--run",
            str(run), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not checkpoint_steps(run):
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.01)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    run_until_first_checkpoint_then_kill(cmd, run)
     done = checkpoint_steps(run)
     assert done and max(done) < steps  # really interrupted
     resumed = subprocess.run([*cmd, "--resume"], env=subprocess_env(), capture_output=True,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import torch
 
 from equivision.models.weights import read_tensors
 from equivision.training import read_metrics
-from equivision.training.checkpoint import find_checkpoint
+from equivision.training.checkpoint import checkpoint_steps, find_checkpoint
 
 PYTHON = sys.executable
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -48,3 +51,24 @@ def curve(run_dir: Path, split: str, metric: str) -> list[tuple[int, float]]:
 def deterministic_rows(run_dir: Path) -> list[tuple[int, str, str, float]]:
     """metrics.csv without the wall-clock throughput."""
     return [r for r in read_metrics(run_dir) if r[2] != "samples_per_s"]
+
+
+def run_until_first_checkpoint_then_kill(cmd: list[str], run: Path, timeout_s: float = 120) -> None:
+    """Start ``cmd`` (a training command writing into ``run``), SIGKILL it as soon as a
+    checkpoint exists, and check it really died part-way."""
+    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not checkpoint_steps(run):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
