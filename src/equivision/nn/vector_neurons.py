@@ -249,7 +249,7 @@ class VNInvariant(nn.Module):
     ``|u| = 1 − O(ε²/|z|²)``. Rounding is amplified by ``1/|z2 − ⟨z2, u1⟩u1|``: measured
     equivariance errors of the orthonormalised variant 1e-6 to 6e-6 (float32) and up to
     6e-14 (float64) at ``in_channels`` 8, 16, 64 (random features, 3 seeds), against 4e-3
-    (float32) with ``in_channels = 6``, where ``in_channels // 4 = 1`` makes ``z1 ∥ z2``
+    to 6e-3 (float32) with ``in_channels = 6``, where ``in_channels // 4 = 1`` makes ``z1 ∥ z2``
     always (hence ``in_channels >= 8`` is required).
     """
 
