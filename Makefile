@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/gcnn.py --quick
 	$(BIN)/python benchmarks/sphere.py --quick --threads 1
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/spherical_cnn.py --quick --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/render.py --quick
 	$(BIN)/python benchmarks/report.py
 
 clean:
