@@ -153,9 +153,9 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
     eval mode. A network that reads another grid (its input bandwidth is not
     ``data.bandwidth``) is a :class:`~equivision.errors.CheckpointError`: its layers would
     refuse, or worse misread, those signals."""
-    from equivision.pipelines.classify import load_classifier
+    from equivision.models import load
 
-    net, _ = load_classifier(name_or_run, device)
+    net = load(name_or_run, model="spherical_cnn", device=device)
     cfg = net.cfg  # type: ignore[union-attr]
     if cfg.bandwidths[0] != data.bandwidth:
         raise CheckpointError(f"{name_or_run} reads bandwidth {cfg.bandwidths[0]} signals, but the "
