@@ -22,6 +22,7 @@ from equivision.sphere.basis import real_from_complex
 from equivision.sphere.cache import clear_caches
 from equivision.sphere.grid import Grid, dh_weights, points_to_angles
 from equivision.sphere.legendre import coeff_index, degree_order, real_sph_harm, real_sph_harm_points
+from equivision.sphere.pose import RelativePose, brute_force_pose, relative_pose
 from equivision.sphere.rotate import rotate, rotate_coeffs
 from equivision.sphere.sht import isht, sht
 from equivision.sphere.so3fft import (
@@ -41,7 +42,9 @@ from equivision.sphere.wigner import wigner_d, wigner_D_real
 __all__ = [
     "AlignResult",
     "Grid",
+    "RelativePose",
     "align",
+    "brute_force_pose",
     "clear_caches",
     "coeff_index",
     "complex_coeffs",
@@ -54,6 +57,7 @@ __all__ = [
     "real_from_complex",
     "real_sph_harm",
     "real_sph_harm_points",
+    "relative_pose",
     "rotate",
     "rotate_coeffs",
     "rotation_to_so3_grid",

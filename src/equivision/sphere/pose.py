@@ -1,0 +1,182 @@
+"""Relative 3D pose between two rotation-equivariant spherical embeddings.
+
+Two embeddings ``a, b`` ``(..., C, 2B, 2B)`` of one object seen in two poses, with
+``b ≈ rotate(a, R)`` (object pose of ``b`` = ``R`` times that of ``a``): :func:`relative_pose`
+returns that ``R``, the rotation carrying a's pose onto b's. If image ``a`` shows a mesh and
+image ``b`` shows ``R·mesh``, and the embedding is equivariant, the answer is ``R``.
+
+It maximises ``C(R) = Σ_c ∫ b_c(x) a_c(R⁻¹x) dx`` over SO(3): all channels at once through one
+SO(3) FFT (:func:`~equivision.sphere.so3fft.so3_correlation_from_spectrum`, on a finer grid
+with ``out_bandwidth > B``, the spectral form of upsampling), then climbs below the grid with
+the Newton refinement of :func:`~equivision.sphere.align.align`.
+
+Besides the best rotation it looks for the next *distinct* peak: the highest local maximum of
+the grid correlation at least ``separation`` (geodesic angle, default 30°) from the best,
+refined the same way. From the two peaks and the mean ``C̄`` of ``C`` over SO(3):
+
+* ``confidence = (C₁ − C₂) / (C₁ − C̄)`` in ``[0, 1]``: 0 when the second peak is as high as
+  the first, 1 when it is no higher than the mean (clamped there);
+* ``symmetric = confidence < symmetry_tol``: two near-equal distinct peaks, as for an object
+  with a 2-fold symmetry; ``second_rotation`` is the other candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from equivision.errors import InvalidInputError, ShapeError
+from equivision.groups.spatial import SO3
+from equivision.sphere.align import _contrast, _refine
+from equivision.sphere.grid import check_bandwidth
+from equivision.sphere.rotate import rotate_coeffs
+from equivision.sphere.so3fft import (
+    cross_spectrum,
+    pair_coeffs,
+    so3_correlation_from_spectrum,
+    so3_grid_rotations,
+)
+
+__all__ = ["RelativePose", "brute_force_pose", "relative_pose"]
+
+
+@dataclass(frozen=True)
+class RelativePose:
+    """The answer of :func:`relative_pose`; every field has the leading shape ``(...)`` of the
+    input pairs.
+
+    * ``rotation`` ``(..., 3, 3)``: ``R`` with ``rotate(a, R) ≈ b`` (a's pose onto b's);
+    * ``score`` ``(...,)``: ``C(R)``;
+    * ``second_rotation`` ``(..., 3, 3)``, ``second_score`` ``(...,)``: the next distinct peak;
+    * ``confidence`` ``(...,)`` in ``[0, 1]``: ``(C₁ − C₂) / (C₁ − C̄)``;
+    * ``symmetric`` ``(...,)`` bool: ``confidence < symmetry_tol``;
+    * ``contrast``, ``ambiguous`` ``(...,)``: as in :class:`~equivision.sphere.align.AlignResult`
+      (an ambiguous pair, e.g. a zero embedding, has identity rotations and confidence 0).
+    """
+
+    rotation: Tensor
+    score: Tensor
+    second_rotation: Tensor
+    second_score: Tensor
+    confidence: Tensor
+    symmetric: Tensor
+    contrast: Tensor
+    ambiguous: Tensor
+
+
+def _local_maxima(grid: Tensor) -> Tensor:
+    """Mask ``(N, n, n, n)`` of the points of an SO(3) grid ``[α, β, γ]`` that are at least their
+    26 neighbours: α and γ wrap around, β does not (its ends are not neighbours)."""
+    x = grid[:, None]
+    x = F.pad(x, (1, 1, 0, 0, 1, 1), mode="circular")  # γ (last), α (first) wrap
+    x = F.pad(x, (0, 0, 1, 1, 0, 0), value=-math.inf)  # β ends
+    return grid >= F.max_pool3d(x, 3, stride=1)[:, 0]
+
+
+def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, refine: bool = True,
+                  separation: float = math.pi / 6, symmetry_tol: float = 0.05,
+                  candidates: int = 3) -> RelativePose:
+    """The rotation from a's pose to b's for embeddings ``a, b`` ``(..., C, 2B, 2B)``.
+
+    ``R`` maximises ``Σ_c ∫ b_c(x) a_c(R⁻¹x) dx``, so ``rotate(a, R) ≈ b``. ``out_bandwidth=B'``
+    (``≥ B``) evaluates the correlation on the finer ``(2B')³`` grid before refining;
+    ``refine=False`` returns grid points. ``separation`` (radians, in ``(0, π)``) is the
+    geodesic distance from the best rotation beyond which a peak counts as distinct; the
+    ``candidates`` highest distinct grid maxima are refined and the best that stays distinct
+    is the second peak. See the module docstring for ``confidence`` and ``symmetric``.
+    Leading dimensions broadcast; the rotations are in the dtype of ``a``.
+    """
+    if not 0 < float(separation) < math.pi:
+        raise InvalidInputError(f"separation must be an angle in (0, π) radians, got {separation!r}")
+    if not 0 <= float(symmetry_tol) <= 1:
+        raise InvalidInputError(f"symmetry_tol must lie in [0, 1], got {symmetry_tol!r}")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise InvalidInputError(f"candidates must be a positive integer, got {candidates!r}")
+    bh, ah, bw = pair_coeffs(b, a, None, "b", "a")
+    ob = bw if out_bandwidth is None else check_bandwidth(out_bandwidth, "out_bandwidth")
+    if ob < bw:
+        raise InvalidInputError(f"out_bandwidth ({ob}) must be at least the bandwidth ({bw})")
+    bh, ah = torch.broadcast_tensors(bh, ah)
+    lead = bh.shape[:-2]
+    bh, ah = bh.reshape(-1, *bh.shape[-2:]), ah.reshape(-1, *ah.shape[-2:])
+    h = cross_spectrum(bh, ah)  # C(R) = Σ h^l_mn D^l_mn(R)
+    contrast = _contrast(bh, ah, h)
+    ambiguous = contrast <= 100 * torch.finfo(a.dtype).eps
+    mean = h[:, 0, 0, 0].real.to(torch.float64)  # the l = 0 term
+    grid = so3_correlation_from_spectrum(h, ob).to(torch.float64)  # (N, n, n, n)
+    n_pairs = grid.shape[0]
+    flat = grid.reshape(n_pairs, -1)
+    rots = so3_grid_rotations(ob, device=grid.device).reshape(-1, 3, 3)  # (n³, 3, 3) float64
+    c1, i1 = flat.max(dim=-1)
+    r1 = rots[i1]
+    h64 = h.to(torch.complex128)
+    spacing = math.pi / ob
+    if refine:
+        r1, c1 = _refine(h64, r1, spacing=spacing)
+    # distinct local maxima: at least `separation` from the best rotation
+    cos_sep = math.cos(separation)
+    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)  # cos of the angle
+    distinct = cos_d <= cos_sep
+    peaks = _local_maxima(grid).reshape(n_pairs, -1) & distinct
+    no_peak = ~peaks.any(-1)  # e.g. a monotone shoulder: fall back to the best distinct point
+    pick = torch.where(no_peak[:, None], distinct, peaks)
+    masked = torch.where(pick, flat, torch.full_like(flat, -math.inf))
+    k = min(candidates, masked.shape[-1])
+    cv, ci = masked.topk(k, dim=-1)  # (N, k)
+    cr = rots[ci]  # (N, k, 3, 3)
+    if refine:
+        rr, rc = _refine(h64.repeat_interleave(k, 0), cr.reshape(-1, 3, 3), spacing=spacing)
+        rr, rc = rr.reshape(n_pairs, k, 3, 3), rc.reshape(n_pairs, k)
+        # a candidate that climbed back to the best peak is not a distinct peak
+        stays = SO3.geodesic_distance(rr, r1[:, None], check=False) >= separation
+        rc_ok = torch.where(stays & torch.isfinite(cv), rc, torch.full_like(rc, -math.inf))
+        j = rc_ok.argmax(-1)
+        ok = torch.isfinite(rc_ok.gather(-1, j[:, None])[:, 0])
+        ar = torch.arange(n_pairs, device=grid.device)
+        r2 = torch.where(ok[:, None, None], rr[ar, j], cr[:, 0])
+        c2 = torch.where(ok, rc_ok[ar, j], cv[:, 0])
+    else:
+        r2, c2 = cr[:, 0], cv[:, 0]
+    span = c1 - mean
+    conf = torch.where(span > 0, (c1 - c2) / span.clamp_min(1e-300), torch.zeros_like(span)).clamp(0, 1)
+    conf = torch.where(ambiguous, torch.zeros_like(conf), conf)
+    eye = torch.eye(3, dtype=r1.dtype, device=r1.device)
+    r1 = torch.where(ambiguous[:, None, None], eye, r1)
+    r2 = torch.where(ambiguous[:, None, None], eye, r2)
+    dt = a.dtype
+
+    def out(t: Tensor, tail: tuple[int, ...] = ()) -> Tensor:
+        return t.reshape((*lead, *tail))
+
+    return RelativePose(
+        rotation=out(r1.to(dt), (3, 3)), score=out(c1.to(dt)),
+        second_rotation=out(r2.to(dt), (3, 3)), second_score=out(c2.to(dt)),
+        confidence=out(conf), symmetric=out(conf < symmetry_tol), contrast=out(contrast),
+        ambiguous=out(ambiguous))
+
+
+def brute_force_pose(a: Tensor, b: Tensor, rotations: Tensor, *, chunk: int = 512) -> tuple[Tensor, Tensor]:
+    """The best of candidate ``rotations`` ``(P, 3, 3)`` for embeddings ``a, b`` ``(C, 2B, 2B)``
+    by rotating ``a`` by each and taking the inner product ``Σ_c ∫ b_c · (R·a)_c`` (computed
+    on real orthonormal coefficients, where it equals the grid quadrature for band-limited
+    signals). Returns ``(R (3, 3), score ())``: the anchor :func:`relative_pose` is checked
+    and timed against; it tries the rotations one at a time, ``chunk`` per batch."""
+    if a.ndim != 3 or b.ndim != 3:
+        raise ShapeError(f"a and b must have shape (C, 2B, 2B), got {tuple(a.shape)} and {tuple(b.shape)}")
+    bh, ah, _ = pair_coeffs(b, a, None, "b", "a")
+    if rotations.ndim != 3 or rotations.shape[-2:] != (3, 3) or rotations.shape[0] == 0:
+        raise ShapeError(f"rotations must have shape (P, 3, 3) with P ≥ 1, got {tuple(rotations.shape)}")
+    rotations = rotations.to(a.dtype)
+    scores = []
+    for s in range(0, rotations.shape[0], chunk):
+        r = rotations[s:s + chunk]
+        ra = rotate_coeffs(ah, r[:, None], check=False)  # (P, C, B²)
+        scores.append((ra * bh).sum(dim=(-2, -1)))
+    sc = torch.cat(scores)
+    i = int(sc.argmax())
+    return rotations[i], sc[i]
+
