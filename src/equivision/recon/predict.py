@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.nn.cpu import bf16_matmul_supported
-from equivision.recon.frames import canonical_patches, vectors_from_frame
+from equivision.recon.frames import LocalFrames, canonical_patches, vectors_from_frame
 from equivision.recon.patches import knn_patches
 
 # Queries per network call: the activations of ~1k queries stay in cache on CPU (measured
@@ -244,6 +244,73 @@ def centred_patches(cloud: Tensor, queries: Tensor, k: int) -> tuple[Tensor, Ten
     return patches - mu, queries - mu[:, 0]
 
 
+def view_offsets(frames: LocalFrames, views: int, spread: float) -> Tensor:
+    """Anchor offsets ``(views, Q, 3)`` of :func:`predict_displacement`'s ``field_views``: zero
+    (the query itself), then ``±h (cos θⱼ u₁ + sin θⱼ u₂)`` for ``θⱼ = πj/m``, ``j < m =
+    (views − 1) / 2``, in the tangent plane of the query's patch (axes ``u₁, u₂`` of its frame),
+    ``h = spread · √λ₁`` (the patch's largest standard deviation: scale-free). Both signs of each
+    axis are used, so the offsets do not depend on the frame's sign choices."""
+    m = (views - 1) // 2
+    u1, u2 = frames.rotations[..., 0], frames.rotations[..., 1]
+    h = spread * frames.eigenvalues[..., :1].clamp_min(0).sqrt()
+    out = [torch.zeros_like(u1)]
+    for j in range(m):
+        t = math.pi * j / m
+        v = h * (math.cos(t) * u1 + math.sin(t) * u2)
+        out += [v, -v]
+    return torch.stack(out, 0)
+
+
+def check_field_views(views: int, spread: float) -> None:
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1 or views % 2 == 0:
+        raise InvalidInputError(f"field_views must be an odd positive integer (1, 3, 5, ...), got {views!r}")
+    if not (math.isfinite(spread) and spread > 0):
+        raise InvalidInputError(f"view_spread must be positive and finite, got {spread!r}")
+
+
+def view_displacements(model: nn.Module, cloud: Tensor, queries: Tensor, k: int, dtype: torch.dtype,
+                       views: int, spread: float) -> tuple[Tensor, Tensor]:
+    """``(offsets, displacements)``, both ``(views, Q, 3)``: the field at the anchors
+    ``queries + offsets`` (see :func:`view_offsets`), each from the anchor's own patch."""
+    cp = canonical_patches(cloud, queries, k)
+    off = view_offsets(cp.frames, views, spread).to(cloud.dtype)
+    local = _net(model, cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype), dtype)
+    first = vectors_from_frame(local, cp.frames).to(cloud.dtype)
+    if views == 1:
+        return off, first[None]
+    anchors = (queries[None] + off[1:]).reshape(-1, 3)
+    acp = canonical_patches(cloud, anchors, k)
+    alocal = _net(model, acp.patches.to(cloud.dtype), acp.queries.to(cloud.dtype), dtype)
+    rest = vectors_from_frame(alocal, acp.frames).to(cloud.dtype).reshape(views - 1, -1, 3)
+    return off, torch.cat([first[None], rest], 0)
+
+
+#: The plane of the views replaces the query's own direction only within this angle of it: beyond,
+#: the views straddle an edge or a thin part and their plane is no surface.
+PLANE_MAX_ANGLE = 45.0
+
+
+def plane_displacement(offsets: Tensor, displacements: Tensor, max_angle: float = PLANE_MAX_ANGLE) -> Tensor:
+    """Combine views ``(V, Q, 3)`` into displacements ``(Q, 3)``: the direction is the normal of
+    the plane fitted (least squares) through the predicted surface points ``offsets +
+    displacements`` (relative to the query), signed like the query's own prediction
+    ``displacements[0]``, whose distance is kept; where the normal is more than ``max_angle``
+    degrees from that prediction, the prediction is kept as it is.
+
+    Equivariant when the views are: the plane turns with them, and its sign comes from the
+    query's own prediction. On a plane sampled exactly it gives the exact displacement (all
+    surface points lie on it)."""
+    d0 = displacements[0]
+    p = (offsets + displacements).double()
+    c = p - p.mean(0, keepdim=True)
+    normal = torch.linalg.eigh(torch.einsum("vqi,vqj->qij", c, c))[1][..., 0].to(d0.dtype)
+    dist = d0.norm(dim=-1, keepdim=True)
+    cos = (normal * d0).sum(-1, keepdim=True) / dist.clamp_min(torch.finfo(d0.dtype).tiny)
+    normal = torch.where(cos < 0, -normal, normal)
+    keep = cos.abs() >= math.cos(math.radians(max_angle))
+    return torch.where(keep, normal * dist, d0)
+
+
 def predict_displacement(
     model: nn.Module,
     cloud: Tensor,
@@ -252,6 +319,8 @@ def predict_displacement(
     pose_normalization: bool | None = None,
     batch_size: int = 16384,
     compute_dtype: torch.dtype | None = None,
+    field_views: int = 1,
+    view_spread: float = 0.5,
 ) -> Tensor:
     """Displacement ``(Q, 3)`` from each query ``(Q, 3)`` to the surface sampled by ``cloud (N, 3)``.
 
@@ -264,6 +333,13 @@ def predict_displacement(
     (default) runs a float32 model in bfloat16 on CPUs with native bfloat16 products (about
     3x faster; the field changes by ~0.3 % of its norm on average), ``torch.float32`` forces
     float32. The output has the cloud's dtype either way.
+    ``field_views`` (odd; default 1, one patch per query): with ``V > 1`` the network also runs
+    on the patches of ``V − 1`` anchors around the query in its patch's tangent plane
+    (:func:`view_offsets`, ``view_spread`` × the patch's largest standard deviation), and the
+    direction becomes the normal of the plane through the ``V`` predicted surface points
+    (:func:`plane_displacement`): about ``V`` times the network's cost. Measured with ``V = 5``
+    (docs/metrics.md, "Averaging the field over patches"): the median angle to the exact
+    direction near the surface 9.5° → 6.5° over seven test shapes. Needs pose normalisation.
     """
     check_points(cloud, "cloud", 3)
     check_points(queries, "queries", 3, min_points=0)
@@ -278,11 +354,18 @@ def predict_displacement(
         )
     if pose_normalization is None:
         pose_normalization = bool(getattr(model.cfg, "pose_normalization", True))
+    check_field_views(field_views, view_spread)
+    if field_views > 1 and not pose_normalization:
+        raise InvalidInputError("field_views > 1 needs pose normalisation (the views are placed in the "
+                                "patch's canonical frame)")
     dtype = inference_dtype(model, compute_dtype)
     out = []
     for s in range(0, queries.shape[0], batch_size):
         q = queries[s : s + batch_size]
-        if pose_normalization:
+        if field_views > 1:
+            off, disp = view_displacements(model, cloud, q, k, dtype, field_views, view_spread)
+            out.append(plane_displacement(off, disp))
+        elif pose_normalization:
             cp = canonical_patches(cloud, q, k)
             local = _net(model, cp.patches.to(cloud.dtype), cp.queries.to(cloud.dtype), dtype)
             out.append(vectors_from_frame(local, cp.frames).to(cloud.dtype))
