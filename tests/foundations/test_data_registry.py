@@ -21,7 +21,15 @@ from equivision.data import (
     up_rotation,
 )
 from equivision.data.registry import shapenet10_split
-from equivision.data.seeds import derive_seed, epoch_seed, name_seed, stream_seed
+from equivision.data.seeds import (
+    derive_seed,
+    epoch_seed,
+    eval_seed,
+    name_seed,
+    rank_seed,
+    shuffle_seed,
+    stream_seed,
+)
 from equivision.errors import ConfigError, DataNotAvailableError, InvalidInputError, UnknownDatasetError
 
 
@@ -138,6 +146,9 @@ def test_seed_rules_reproduce_the_historical_formulas():
         assert stream_seed(seed, i) == seed * 1_000_003 + i
         assert epoch_seed(seed, 2, i) == seed * 1_000_003 + 2 * 10_007 + i
         assert name_seed(seed, "box-1") == (seed * 1_000_003 + zlib.crc32(b"box-1")) % 2**63
+        assert shuffle_seed(seed, i) == seed * 7919 + i
+        assert rank_seed(seed, i) == seed + 1_000_003 * i
+        assert eval_seed(seed) == seed + 7919
     assert name_seed(1, "a") != name_seed(1, "b")
 
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from equivision._validation import require_positive
-from equivision.data.seeds import stream_seed
+from equivision.data.seeds import eval_seed, stream_seed
 from equivision.errors import ConfigError
 from equivision.models.peif import PEIFConfig
 from equivision.recon.data import PrepConfig, load_prepared
@@ -126,7 +126,7 @@ def recon_sources(cfg: ReconConfig) -> tuple[list, list, str]:
     from equivision.recon.data import collection_sources, procedural_sources
 
     train = procedural_sources(cfg.procedural_per_family, seed=cfg.data_seed)
-    evals = procedural_sources(cfg.eval_procedural_per_family, seed=cfg.data_seed + 7919)
+    evals = procedural_sources(cfg.eval_procedural_per_family, seed=eval_seed(cfg.data_seed))
     note = f"{len(train)} procedural training shapes"
     if cfg.use_abc and find_data_root() is not None:
         abc = collection_sources("abc")

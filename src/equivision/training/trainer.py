@@ -32,6 +32,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from equivision import __version__
+from equivision.data.seeds import rank_seed, shuffle_seed
 from equivision.errors import (
     CheckpointError,
     ConfigError,
@@ -349,7 +350,7 @@ class _Run:
             raise TrainingError("rank 0 could not prepare the run folder; see its error")
         self.log = MetricsLog(run_dir, enabled=info.is_main)
         self.log.start(None if start is None else start.step)
-        seed_everything(tc.seed + 1_000_003 * info.rank)  # per-rank dropout/augmentation
+        seed_everything(rank_seed(tc.seed, info.rank))  # per-rank dropout/augmentation
 
         self.use_amp = tc.amp and device.type == "cuda"
         if tc.amp and not self.use_amp and info.is_main:
@@ -483,7 +484,7 @@ class _Run:
                           pin_memory=self.device.type == "cuda",
                           # a private generator: DataLoader would otherwise draw its worker
                           # seed from the global RNG, which resume restores
-                          generator=torch.Generator().manual_seed(tc.seed * 7919 + epoch))
+                          generator=torch.Generator().manual_seed(shuffle_seed(tc.seed, epoch)))
 
     def _eval_loader(self) -> DataLoader:
         bs = self.tc.eval_batch_size or self.tc.batch_size
