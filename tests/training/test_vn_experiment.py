@@ -122,7 +122,7 @@ def test_one_process_per_shard_and_the_shard_syntax(tmp_path):
     from equivision.experiments.runner import _hold
 
     held = _hold(tmp_path / "results_1.lock")
-    with pytest.raises(ConfigError, match="shard 1 .* another process"):
+    with pytest.raises(ConfigError, match=r"shard 1 .* another process"):
         run_resumable_jobs(tmp_path, [("a", lambda d: {})], shard=1, nshards=2)
     held.close()
     assert parse_shard("1/3") == (1, 3) and parse_shard("0") == (0, 1)

@@ -141,7 +141,8 @@ def _job(seed: int, model: str, training: str, steps: int, train_cfg: dict, data
         tcfg = load_run_config(run_dir, task).task
         net = load(run_dir, model=task.model_name, checkpoint="latest")
         row["params"] = count_parameters(net)
-        points, _ = load_clouds("test", tcfg.n_points, tcfg.sample_seed, tcfg.max_test_per_class, tcfg.cache_dir)
+        points, _ = load_clouds("test", tcfg.n_points, tcfg.sample_seed, tcfg.max_test_per_class,
+                                tcfg.cache_dir)
         row["invariance_logits"], row["invariance_probs"] = invariance_error(net, points, seed=seed)
         return row
     return job_name(model, training, steps, seed), fn
