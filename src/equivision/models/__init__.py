@@ -59,6 +59,7 @@ MODEL_MODULES: list[str] = [
     "equivision.models.equirect_cnn",
     "equivision.models.gcnn",
     "equivision.models.vector_neurons",
+    "equivision.models.image_to_sphere",
 ]
 
 

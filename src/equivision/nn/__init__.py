@@ -20,8 +20,13 @@ with fused Linear + ReLU kernels on CPU (:func:`linear_relu`); CPU capability pr
 Vector neurons, SO(3)-equivariant features ``(B, C, 3, N)`` (:mod:`equivision.nn.vector_neurons`):
 :class:`VNLinear`, :class:`VNLeakyReLU`, :class:`VNLinearLeakyReLU`, :class:`VNBatchNorm`,
 :class:`VNMaxPool`, :class:`VNMeanPool`, :class:`VNInvariant`, :func:`vn_edge_features`.
+
+Plain 2D convolutions on grid maps, periodic in azimuth (:mod:`equivision.nn.azimuthal`):
+:class:`AzimuthalConv2d`, :class:`AzimuthalConvTranspose2d`, :class:`AzimuthalUpBlock`; the
+area-weighted Huber loss between grid maps :func:`area_weighted_huber`.
 """
 
+from equivision.nn.azimuthal import AzimuthalConv2d, AzimuthalConvTranspose2d, AzimuthalUpBlock
 from equivision.nn.cpu import bf16_matmul_supported, fused_linear_relu_supported
 from equivision.nn.gconv import (
     GroupAvgPool2d,
@@ -31,6 +36,7 @@ from equivision.nn.gconv import (
     GroupProjection,
     LiftingConv2d,
 )
+from equivision.nn.losses import area_weighted_huber
 from equivision.nn.pointwise import linear_relu, mlp, run_mlp
 from equivision.nn.scale import (
     ScaleGroupConv2d,
@@ -60,6 +66,9 @@ from equivision.nn.vector_neurons import (
 )
 
 __all__ = [
+    "AzimuthalConv2d",
+    "AzimuthalConvTranspose2d",
+    "AzimuthalUpBlock",
     "GroupAvgPool2d",
     "GroupBatchNorm",
     "GroupConv2d",
@@ -81,6 +90,7 @@ __all__ = [
     "VNMeanPool",
     "ZoomGroupConv2d",
     "ZoomLiftingConv2d",
+    "area_weighted_huber",
     "bf16_matmul_supported",
     "fused_linear_relu_supported",
     "geometric_scales",
