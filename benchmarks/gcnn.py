@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from _results import RowWriter, add_jsonl_option
+from _timing import saved_mib
 from equivision.groups import C4, C8
 from equivision.nn import (
     GroupConv2d,
@@ -42,15 +43,7 @@ warnings.filterwarnings("ignore")  # e2cnn's deprecation warnings
 def measure(fn: Callable[[], torch.Tensor], repeats: int,
             sync: Callable[[], None] = lambda: None) -> tuple[float, float]:
     """(median ms of forward + backward, MiB saved for backward)."""
-    saved = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal saved
-        saved += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn().square().mean().backward()  # warm-up, and the memory count
+    mib = saved_mib(fn)  # also the warm-up
     times = []
     for _ in range(repeats):
         sync()
@@ -58,7 +51,7 @@ def measure(fn: Callable[[], torch.Tensor], repeats: int,
         fn().square().mean().backward()
         sync()
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times), saved / 2**20
+    return 1000 * statistics.median(times), mib
 
 
 def e2cnn_conv(n: int, fields_in: int | None, fields_out: int, k: int, device: torch.device) -> Callable:

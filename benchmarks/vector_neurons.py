@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import RowWriter, add_jsonl_option
-from _timing import interleaved_medians
+from _timing import interleaved_medians, saved_mib
 from equivision.models import build_model
 from equivision.nn import (
     VNBatchNorm,
@@ -34,20 +34,6 @@ from equivision.nn import (
     knn_indices,
     vn_edge_features,
 )
-
-
-def saved_mib(fn: Callable[[], torch.Tensor]) -> float:
-    """MiB of tensors autograd saves for the backward of one forward pass."""
-    saved = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal saved
-        saved += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn().square().mean().backward()
-    return saved / 2**20
 
 
 def measure_pair(ours: Callable[[], torch.Tensor], anchor: Callable[[], torch.Tensor],

@@ -93,6 +93,8 @@ def _check_common(cfg: object, *, vn: bool) -> None:
         if cfg.pooling not in ("mean", "max"):  # type: ignore[attr-defined]
             raise ConfigError(f"model.pooling must be 'mean' or 'max', got {cfg.pooling!r}")  # type: ignore[attr-defined]
         require_positive(cfg.eps, "model.eps", error=ConfigError)  # type: ignore[attr-defined]
+    if hasattr(cfg, "embed"):
+        require_positive(cfg.embed, "model.embed", error=ConfigError)
 
 
 def _head(in_features: int, head: list[int], num_classes: int, dropout: float) -> nn.Sequential:
@@ -103,6 +105,11 @@ def _head(in_features: int, head: list[int], num_classes: int, dropout: float) -
         in_features = h
     layers.append(nn.Linear(in_features, num_classes))
     return nn.Sequential(*layers)
+
+
+def _max_mean(f: Tensor) -> Tensor:
+    """DGCNN's global read-out: ``(B, C, N)`` → max and mean over the points ``(B, 2C)``."""
+    return torch.cat([f.amax(-1), f.mean(-1)], 1)
 
 
 def _vn_readout(h: Tensor, invariant: VNInvariant) -> Tensor:
@@ -199,7 +206,6 @@ class VNDGCNNConfig:
 
     def __post_init__(self) -> None:
         _check_common(self, vn=True)
-        require_positive(self.embed, "model.embed", error=ConfigError)
 
 
 class VNDGCNN(nn.Module):
@@ -231,8 +237,7 @@ class VNDGCNN(nn.Module):
         return _vn_readout(self.embed(torch.cat(outs, 1)), self.invariant)
 
     def forward(self, points: Tensor) -> Tensor:
-        f = self.features(points)
-        return self.head(torch.cat([f.amax(-1), f.mean(-1)], 1))
+        return self.head(_max_mean(self.features(points)))
 
 
 @register_model("vn_dgcnn", VNDGCNNConfig)
@@ -311,7 +316,6 @@ class DGCNNConfig:
 
     def __post_init__(self) -> None:
         _check_common(self, vn=False)
-        require_positive(self.embed, "model.embed", error=ConfigError)
 
 
 class DGCNN(nn.Module):
@@ -336,8 +340,7 @@ class DGCNN(nn.Module):
         for conv in self.convs:
             h = conv(_edge_features(h, knn_indices(h, self.cfg.k))).amax(-1)
             outs.append(h)
-        f = self.embed(torch.cat(outs, 1))
-        return self.head(torch.cat([f.amax(-1), f.mean(-1)], 1))
+        return self.head(_max_mean(self.embed(torch.cat(outs, 1))))
 
 
 @register_model("dgcnn", DGCNNConfig)

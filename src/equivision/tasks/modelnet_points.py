@@ -213,32 +213,21 @@ class DGCNNTaskConfig(_PointFields):
     model: DGCNNConfig = field(default_factory=DGCNNConfig)
 
 
-@register_task("modelnet-vn-pointnet")
-class VNPointNetTask(_PointTask):
-    description = "ModelNet10 point clouds with VN-PointNet (rotation-invariant)"
-    config_cls = VNPointNetTaskConfig
-    model_name = "vn_pointnet"
+def _point_task(name: str, model_name: str, config_cls: type, what: str) -> type[Task]:
+    """Register the ModelNet10 task ``name`` training ``model_name`` (the four differ only
+    in these)."""
+    cls = type(config_cls.__name__.replace("Config", ""), (_PointTask,),
+               {"__module__": __name__, "description": f"ModelNet10 point clouds with {what}",
+                "config_cls": config_cls, "model_name": model_name})
+    return register_task(name)(cls)
 
 
-@register_task("modelnet-vn-dgcnn")
-class VNDGCNNTask(_PointTask):
-    description = "ModelNet10 point clouds with VN-DGCNN (rotation-invariant)"
-    config_cls = VNDGCNNTaskConfig
-    model_name = "vn_dgcnn"
-
-
-@register_task("modelnet-pointnet")
-class PointNetTask(_PointTask):
-    description = "ModelNet10 point clouds with plain PointNet (baseline)"
-    config_cls = PointNetTaskConfig
-    model_name = "pointnet"
-
-
-@register_task("modelnet-dgcnn")
-class DGCNNTask(_PointTask):
-    description = "ModelNet10 point clouds with plain DGCNN (baseline)"
-    config_cls = DGCNNTaskConfig
-    model_name = "dgcnn"
+VNPointNetTask = _point_task("modelnet-vn-pointnet", "vn_pointnet", VNPointNetTaskConfig,
+                             "VN-PointNet (rotation-invariant)")
+VNDGCNNTask = _point_task("modelnet-vn-dgcnn", "vn_dgcnn", VNDGCNNTaskConfig, "VN-DGCNN (rotation-invariant)")
+PointNetTask = _point_task("modelnet-pointnet", "pointnet", PointNetTaskConfig, "plain PointNet (baseline)")
+DGCNNTask = _point_task("modelnet-dgcnn", "dgcnn", DGCNNTaskConfig, "plain DGCNN (baseline)")
+POINT_TASKS = ("modelnet-vn-pointnet", "modelnet-vn-dgcnn", "modelnet-pointnet", "modelnet-dgcnn")
 
 
 @torch.no_grad()
@@ -270,7 +259,7 @@ def _task_of(run_config: dict) -> Task:
     from equivision.training import get_task
 
     name = run_config.get("task_name", "")
-    if name not in ("modelnet-vn-pointnet", "modelnet-vn-dgcnn", "modelnet-pointnet", "modelnet-dgcnn"):
+    if name not in POINT_TASKS:
         raise ConfigError(f"the run is of task {name!r}, not a ModelNet10 point task")
     return get_task(name)
 
