@@ -10,8 +10,10 @@ import pytest
 import torch
 import trimesh
 
+from equivision.cli import main
 from equivision.data.cache import read_cached
 from equivision.data.procedural import make_shape
+from equivision.data.registry import find_data_root
 from equivision.errors import (
     CheckpointError,
     ConfigError,
@@ -221,3 +223,31 @@ def test_bad_input_is_one_typed_error(tmp_path) -> None:
     with pytest.raises(OutputExistsError):
         build_view_dataset(foreign, src, net, CFG, overwrite=True, show_progress=False)
     assert (foreign / "notes.txt").read_text() == "keep"
+
+
+_ROOT = find_data_root()
+needs_modelnet = pytest.mark.skipif(_ROOT is None or not (_ROOT / "modelnet10").is_dir(),
+                                    reason="the shared ModelNet10 data is not on this machine")
+
+
+@needs_modelnet
+def test_cli_builds_modelnet10_views_and_refuses_in_one_line(tmp_path, capsys) -> None:
+    out = tmp_path / "mn"
+    args = ["data", "views", str(out), "--split", "test", "--views", "2", "--dof", "2", "--limit", "2",
+            "--layer", "stage2"]
+    assert main(args) == 0
+    m = read_manifest(out)
+    assert m["meshes"] == 2 and m["items"] == 4 and m["config"]["up"] == "+z" and m["config"]["dof"] == 2
+    ds = ViewDataset(out, teacher="shapes_sphere_shapenet10", layer="stage2")
+    img, tgt, rot, _ = ds[3]
+    assert img.shape == (3, 64, 64) and tgt.shape == (64, 16, 16)
+    # ModelNet's up axis +z stays in the camera's x = 0 plane under 2DOF poses
+    assert abs(float(rot[0, 2])) < 1e-6
+    capsys.readouterr()
+    assert main([*args[:-1], "stage1"]) == 2  # another layer into the same folder
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--overwrite" in err[0]
+    assert main(["data", "views", str(tmp_path / "x"), "--layer", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no layer 'nope'" in err[0]
+    assert not (tmp_path / "x").exists()

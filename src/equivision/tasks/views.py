@@ -432,12 +432,38 @@ def recast_gap(mesh: Mesh, teacher: nn.Module, layers: Sequence[str], rotations:
     return out
 
 
+def build_collection_views(out: str | Path, collection: str = "modelnet10", split: str = "train", *,
+                           teacher: str | Path | nn.Module = "shapes_sphere_shapenet10",
+                           limit: int | None = None, overwrite: bool = False, show_progress: bool = True,
+                           **cfg: Any) -> dict[str, Any]:
+    """The view dataset of a registry collection's ``split`` (meshes sorted by name, the first
+    ``limit`` when given), poses about the collection's up axis for ``dof=2``; ``cfg``: the
+    other :class:`ViewConfig` fields. Returns the manifest."""
+    from equivision.data.registry import find_data_root, list_entries, up_axis
+
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"limit must be >= 1, got {limit}")
+    entries = sorted(list_entries(collection, split=split), key=lambda e: e.name)[:limit]
+    if "channels" in cfg:
+        cfg["channels"] = tuple(cfg["channels"])
+    vcfg = ViewConfig(**{"up": up_axis(collection) or "+z", **cfg})
+    return build_view_dataset(out, sources_from_entries(entries, find_data_root()), teacher, vcfg,
+                              overwrite=overwrite, show_progress=show_progress)
+
+
+def summary(m: dict[str, Any], out: str | Path) -> str:
+    """One line: counts, size on disk and build time of a manifest."""
+    return (f"{m['meshes']} meshes, {m['items']} views, {m['bytes'] / 1e6:.1f} MB in {len(m['shards'])} "
+            f"shards, {m['build_seconds']:.1f} s of building ({Path(out) / MANIFEST})")
+
+
 def _main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
     p = argparse.ArgumentParser(prog="python -m equivision.tasks.views",
-                                description="Build the ModelNet10 view dataset (images + teacher targets).")
+                                description="Build a view dataset (images + teacher targets); "
+                                "the same as `equivision data views`.")
     p.add_argument("out")
     p.add_argument("--collection", default="modelnet10")
     p.add_argument("--split", default="train", choices=["train", "test"])
@@ -454,22 +480,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     try:
-        from equivision.data.registry import find_data_root, list_entries, up_axis
-
-        entries = sorted(list_entries(a.collection, split=a.split), key=lambda e: e.name)
-        if a.limit is not None:
-            entries = entries[:a.limit]
-        cfg = ViewConfig(views=a.views, dof=a.dof, image_size=a.size, channels=tuple(a.channels.split(",")),
-                         layer=a.layer, bandwidth=a.bandwidth, up=up_axis(a.collection) or "+z", seed=a.seed,
-                         shard_size=a.shard_size)
-        m = build_view_dataset(a.out, sources_from_entries(entries, find_data_root()), a.teacher, cfg,
-                               overwrite=a.overwrite)
+        m = build_collection_views(a.out, a.collection, a.split, teacher=a.teacher, limit=a.limit,
+                                   overwrite=a.overwrite, views=a.views, dof=a.dof, image_size=a.size,
+                                   channels=a.channels.split(","), layer=a.layer, bandwidth=a.bandwidth,
+                                   seed=a.seed, shard_size=a.shard_size)
     except EquivisionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{m['meshes']} meshes, {m['items']} views, {m['bytes'] / 1e6:.1f} MB in "
-          f"{len(m['shards'])} shards, "
-          f"{m['build_seconds']:.1f} s building ({a.out}/{MANIFEST})")
+    print(summary(m, a.out))
     return 0
 
 
@@ -478,7 +496,8 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "ViewConfig", "ViewDataset", "ViewSource", "build_item", "build_view_dataset", "canonical_maps",
-    "dataset_key", "input_bandwidth", "read_manifest", "recast_gap", "resolve_teacher", "rotated_targets",
-    "sources_from_entries", "sources_from_meshes", "teacher_digest", "view_rotations", "weighted_rel_l2",
+    "ViewConfig", "ViewDataset", "ViewSource", "build_collection_views", "build_item", "build_view_dataset",
+    "canonical_maps", "dataset_key", "input_bandwidth", "read_manifest", "recast_gap", "resolve_teacher",
+    "rotated_targets", "sources_from_entries", "sources_from_meshes", "summary", "teacher_digest",
+    "view_rotations", "weighted_rel_l2",
 ]
