@@ -37,8 +37,8 @@ The construction (all in float64, whatever the input dtype):
 
 Frames stay equivariant to float precision (relative error ~1e-6 in float32, ~1e-14 in
 float64) as long as the decisions above (which gap is real, which point is the anchor) are not
-balanced on a threshold; exact ties in the anchor's distance are broken by index order, which a rotation can
-change when the tied points lie on both sides of an axis.
+balanced on a threshold; exact ties in the anchor's distance are broken by index order, which
+a rotation can change when the tied points lie on both sides of an axis.
 """
 
 from __future__ import annotations
