@@ -74,14 +74,15 @@ def _surface_cloud(n=3000, seed=0, device="cpu", dtype=torch.float32):
 
 
 # ----- K-NN ----------------------------------------------------------------------------------------
-def test_knn_matches_brute_force_and_torch_path():
-    cloud, q = _surface_cloud()
-    brute = torch.cdist(q.double(), cloud.double()).argsort(dim=1)[:, :16]
-    kd = knn_indices(cloud, q, 16)
+def test_knn_matches_brute_force_and_torch_path(device, dtype):
+    cloud, q = _surface_cloud(device=device, dtype=dtype)
+    brute = torch.cdist(q.cpu().double(), cloud.cpu().double()).argsort(dim=1)[:, :16]
+    kd = knn_indices(cloud, q, 16, method="kdtree")
     th = knn_indices(cloud, q, 16, method="torch", chunk_size=64)
-    assert kd.shape == (400, 16) and kd.dtype == torch.long
-    assert torch.equal(kd, brute)
-    assert torch.equal(th.sort(1).values, brute.sort(1).values)
+    assert kd.shape == (400, 16) and kd.dtype == th.dtype == torch.long
+    assert kd.device.type == th.device.type == device
+    assert torch.equal(kd.cpu(), brute)
+    assert torch.equal(th.cpu().sort(1).values, brute.sort(1).values)
     assert knn_indices(cloud, q[:0], 4).shape == (0, 4)
     assert knn_indices(cloud, q, 1).shape == (400, 1)
 
