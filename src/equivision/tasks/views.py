@@ -359,8 +359,9 @@ def build_view_dataset(
 
 class ViewDataset(Dataset):
     """Items ``(image (K, S, S), target (C, 2b, 2b), rotation (3, 3), label ())`` of a built
-    view dataset, mesh-major (item ``i`` is view ``i % N`` of mesh ``i // N``). Shards are read
-    when first needed (one held at a time). ``teacher`` / ``layer``, when given, must be the
+    view dataset, mesh-major (item ``i`` is view ``i % N`` of mesh ``i // N``). Shards are
+    memory-mapped when first needed and an item reads only its own slices, so shuffled access
+    does not load whole shards. ``teacher`` / ``layer``, when given, must be the
     ones the dataset was built with (a digest or name for ``teacher``), else
     :class:`CheckpointError`: targets of another teacher would train the wrong embedding."""
 
@@ -382,17 +383,32 @@ class ViewDataset(Dataset):
                                       f"not {want}; rebuild it with this teacher")
         self.views = int(m["views_per_mesh"])
         self.shard_size = int(m["config"]["shard_size"])
-        self._cached: tuple[int, dict[str, Tensor]] | None = None
+        self._handles: dict[int, Any] = {}
 
     def __len__(self) -> int:
         return int(self.manifest["items"])
 
+    def __getstate__(self) -> dict[str, Any]:
+        # open files stay in their process: DataLoader workers open their own
+        return {**self.__dict__, "_handles": {}}
+
     def shard(self, i: int) -> dict[str, Tensor]:
-        if self._cached is None or self._cached[0] != i:
-            key = cache_key(self.manifest["key"], i)
-            data, _ = read_cached(self.folder / _shard_name(i), SHARD_KIND, key)
-            self._cached = (i, data)
-        return self._cached[1]
+        """All tensors of shard ``i`` (checked against the dataset's key)."""
+        return read_cached(self.folder / _shard_name(i), SHARD_KIND, cache_key(self.manifest["key"], i))[0]
+
+    def _handle(self, i: int) -> Any:
+        if i not in self._handles:
+            from safetensors import SafetensorError, safe_open
+
+            path = self.folder / _shard_name(i)
+            if not is_current(path, SHARD_KIND, cache_key(self.manifest["key"], i)):
+                raise CorruptFileError(f"{path} is missing, unreadable or not this dataset's shard; "
+                                       "run the build again to rebuild it")
+            try:
+                self._handles[i] = safe_open(str(path), framework="pt")
+            except (SafetensorError, OSError) as e:
+                raise CorruptFileError(f"{path} is not readable ({e})") from e
+        return self._handles[i]
 
     def __getitem__(self, idx: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         if not -len(self) <= idx < len(self):
@@ -400,8 +416,12 @@ class ViewDataset(Dataset):
         idx %= len(self)
         mesh, view = divmod(idx, self.views)
         s, j = divmod(mesh, self.shard_size)
-        d = self.shard(s)
-        return d["images"][j, view], d["targets"][j, view], d["rotations"][j, view], d["labels"][j]
+        h = self._handle(s)
+
+        def get(name: str) -> Tensor:
+            return h.get_slice(name)[j:j + 1, view:view + 1][0, 0]
+
+        return get("images"), get("targets"), get("rotations"), h.get_slice("labels")[j:j + 1][0]
 
 
 def weighted_rel_l2(a: Tensor, b: Tensor) -> float:
