@@ -103,3 +103,6 @@ def test_bad_input():
         rotation_errors(est, gt, symmetry_axis=torch.ones(3), fold=True)
     with pytest.raises(InvalidInputError):
         rotation_error_summary(est[:0], gt[:0])
+    # rotations on two devices (a data-less "meta" tensor stands in for an accelerator)
+    with pytest.raises(InvalidInputError, match="device"):
+        rotation_errors(est, gt.to("meta"))

@@ -38,6 +38,9 @@ def rotation_errors(estimated: Tensor, truth: Tensor, *, symmetry_axis: Tensor |
     (leading dimensions broadcast); ``symmetry_axis`` ``(3,)`` or ``(..., 3)`` and ``fold`` as in
     the module docstring (not both)."""
     check_rotation_matrix(estimated, "estimated")
+    if isinstance(truth, Tensor) and truth.device != estimated.device:
+        raise InvalidInputError(f"estimated is on {estimated.device} but truth on {truth.device}; "
+                                "move both to one device")
     check_rotation_matrix(truth, "truth")
     if symmetry_axis is not None and fold:
         raise InvalidInputError("give either symmetry_axis or fold=True, not both")
