@@ -320,6 +320,9 @@ def test_local_frames_bad_input():
         local_frames(bad)
     with pytest.raises(InvalidInputError):
         local_frames(p, gap_tol=0)
+    # queries on another device (a data-less "meta" tensor stands in for an accelerator)
+    with pytest.raises(InvalidInputError, match="device"):
+        local_frames(p, torch.randn(4, 3).to("meta"))
 
 
 def test_an_empty_batch_keeps_dtype_and_device(device, dtype):

@@ -267,6 +267,9 @@ def local_frames(
         if queries.shape != (*batch, 3):
             raise ShapeError(f"queries must have shape {(*batch, 3)} to match the patches, "
                              f"got {tuple(queries.shape)}")
+        if queries.device != patches.device:
+            raise InvalidInputError(f"queries are on {queries.device} but patches on {patches.device}; "
+                                    "move both to one device")
         check_finite(queries, "queries")
     if not (0 < gap_tol < 1 and 0 < sign_tol < 1):
         raise InvalidInputError(f"gap_tol and sign_tol must be in (0, 1), got {gap_tol}, {sign_tol}")
