@@ -216,6 +216,8 @@ def test_field_scales_with_the_cloud(cloud_and_queries, device, dtype):
 
 
 # ----- reduced-precision inference (PEIFNet.infer, compute_dtype) ----------------------------
+# Not swept: these compare bfloat16 with the float32 model, and the automatic choice rests on the
+# CPU's bfloat16 products (float64 models are never lowered; asserted below).
 def test_infer_in_float32_is_the_forward():
     """``infer`` rearranges the network (SRM and MLP_p as block-diagonal layers, MLP_a's columns
     reordered): in float32 it is the same function as ``forward``."""
