@@ -32,6 +32,7 @@ from torch import Tensor
 from equivision.errors import InvalidInputError, ShapeError
 from equivision.groups.spatial import SO3
 from equivision.sphere.align import _contrast, _refine
+from equivision.sphere.cache import TableCache
 from equivision.sphere.grid import check_bandwidth
 from equivision.sphere.rotate import rotate_coeffs
 from equivision.sphere.so3fft import (
@@ -66,6 +67,14 @@ class RelativePose:
     symmetric: Tensor
     contrast: Tensor
     ambiguous: Tensor
+
+
+def _build_grid_rotations(bandwidth: int) -> Tensor:
+    return so3_grid_rotations(bandwidth).reshape(-1, 3, 3)
+
+
+# the (2B')³ rotation table: building it costs more than the FFT itself at B' = 32
+_grid_rotations = TableCache(_build_grid_rotations, maxsize=4)
 
 
 def _local_maxima(grid: Tensor) -> Tensor:
@@ -110,7 +119,7 @@ def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, ref
     grid = so3_correlation_from_spectrum(h, ob).to(torch.float64)  # (N, n, n, n)
     n_pairs = grid.shape[0]
     flat = grid.reshape(n_pairs, -1)
-    rots = so3_grid_rotations(ob, device=grid.device).reshape(-1, 3, 3)  # (n³, 3, 3) float64
+    rots = _grid_rotations(ob, dtype=torch.float64, device=grid.device)  # (n³, 3, 3)
     c1, i1 = flat.max(dim=-1)
     r1 = rots[i1]
     h64 = h.to(torch.complex128)
