@@ -46,6 +46,18 @@ def test_returns_the_rotation_from_a_pose_to_b_pose_to_1e5_rad():
     assert bool((res.second_score < res.score).all())
 
 
+def test_confidence_ignores_constant_offsets():
+    # adding a constant to every channel shifts C(R) by the same amount for every R: the
+    # confidence, measured from the mean of C, must not move (and the rotation neither)
+    a = _embedding(13)
+    r_true = SO3().random(1, seed=14, dtype=torch.float64)[0]
+    b = rotate(a, r_true)
+    plain = relative_pose(a, b)
+    shifted = relative_pose(a + 3.0, b + 3.0)
+    assert float(shifted.confidence) == pytest.approx(float(plain.confidence), abs=1e-9)
+    assert float(SO3.geodesic_distance(shifted.rotation, r_true)) <= 1e-5
+
+
 def test_upsampled_grid_and_no_refinement():
     a = _embedding(2)
     r_true = SO3().random(1, seed=3, dtype=torch.float64)[0]

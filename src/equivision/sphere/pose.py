@@ -115,7 +115,7 @@ def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, ref
     h = cross_spectrum(bh, ah)  # C(R) = Σ h^l_mn D^l_mn(R)
     contrast = _contrast(bh, ah, h)
     ambiguous = contrast <= 100 * torch.finfo(a.dtype).eps
-    mean = h[:, 0, 0, 0].real.to(torch.float64)  # the l = 0 term
+    mean = h[:, 0, h.shape[-3] - 1, 0].real.to(torch.float64)  # the l = m = n = 0 term (m offset L − 1)
     grid = so3_correlation_from_spectrum(h, ob).to(torch.float64)  # (N, n, n, n)
     n_pairs = grid.shape[0]
     flat = grid.reshape(n_pairs, -1)
