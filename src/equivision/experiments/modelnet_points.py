@@ -90,8 +90,9 @@ def parse_models(spec: str | None) -> list[str]:
 def experiment_jobs(seeds: Sequence[int] = (0, 1, 2),
                     models: Sequence[str] = tuple(MODELS)) -> list[tuple[int, str, str]]:
     """``(seed, model, training)`` in the order they run: seed by seed, so a cut-short
-    experiment still holds complete comparisons."""
-    return [(s, m, t) for s in seeds for t in TRAININGS for m in models]
+    experiment still holds complete comparisons; a model's two trainings side by side, so
+    two shards (taking every other job) get the same models, not one model each."""
+    return [(s, m, t) for s in seeds for m in models for t in TRAININGS]
 
 
 def job_name(model: str, training: str, steps: int, seed: int) -> str:
