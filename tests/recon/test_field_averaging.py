@@ -11,7 +11,6 @@ import torch
 from equivision.errors import InvalidInputError
 from equivision.groups import SE3
 from equivision.models.peif import PEIFConfig, PEIFNet
-from equivision.pipelines.reconstruct import reconstruct
 from equivision.recon.frames import canonical_patches
 from equivision.recon.predict import plane_displacement, predict_displacement, view_offsets
 from equivision.testing import assert_equivariant
@@ -130,8 +129,6 @@ def test_bad_field_views_are_refused(views):
     cloud = bumpy_sphere(300)
     with pytest.raises(InvalidInputError, match="field_views"):
         predict_displacement(net, cloud, cloud[:4], field_views=views)
-    with pytest.raises(InvalidInputError, match="field_views"):
-        reconstruct(cloud, net, resolution=16, field_views=views)
 
 
 def test_views_need_pose_normalisation_and_a_positive_spread():

@@ -34,7 +34,7 @@ from equivision.io.meshes import Mesh
 from equivision.recon.extract import DisplacementFn, ExtractionStats, extract_mesh_udf
 from equivision.recon.frames import LocalFrames, cloud_frame
 from equivision.recon.patches import remove_duplicate_points
-from equivision.recon.predict import check_field_views, displacement_field
+from equivision.recon.predict import displacement_field
 
 
 @dataclass
@@ -142,7 +142,6 @@ def reconstruct(
     align_grid: bool = True,
     compute_dtype: torch.dtype | None = None,
     progress: Callable[[int, int], None] | None = None,
-    field_views: int = 1,
 ) -> Reconstruction:
     """Mesh of the surface sampled by ``points (N, 3)`` with a trained PEIF ``model``.
 
@@ -156,11 +155,8 @@ def reconstruct(
     CPU with native bfloat16 products (AMX / AVX-512 BF16) where a short benchmark measures it
     faster than float32 (:func:`equivision.recon.predict.auto_precision`; about 2x faster end to
     end at resolution 128 on an AMX Xeon, scores within the benchmark's noise, see docs/metrics.md),
-    ``torch.float32`` forces float32. ``field_views``: patches per query
-    (:func:`equivision.recon.predict.predict_displacement`; 1 by default, 5 takes the direction
-    from the plane through five predicted surface points, at about 5x the network's cost).
+    ``torch.float32`` forces float32.
     """
-    check_field_views(field_views, 0.5)
     if device is not None:
         model = model.to(device)
     model.eval()
@@ -169,8 +165,7 @@ def reconstruct(
 
     def make_field(unit: Tensor) -> DisplacementFn:
         cloud_dev = unit.to(dev, torch.float32)
-        fld = displacement_field(model, cloud_dev, batch_size=batch_size, compute_dtype=compute_dtype,
-                                 field_views=field_views)
+        fld = displacement_field(model, cloud_dev, batch_size=batch_size, compute_dtype=compute_dtype)
         return lambda q: fld(q.to(dev, torch.float32)).cpu()
 
     with torch.no_grad():
