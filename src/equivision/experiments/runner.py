@@ -22,7 +22,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -80,7 +80,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return shard, n
 
 
-def _hold(path: Path):
+def _hold(path: Path) -> IO[str] | None:
     """An open file on ``path`` with an exclusive lock taken, or ``None`` when another process
     holds it. The OS drops the lock when the process dies, so a lock left unheld means its
     holder ended, however it ended."""
