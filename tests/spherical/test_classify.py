@@ -24,7 +24,7 @@ def test_class_names_follow_the_registry(data_root):
 def test_pretrained_classifier_is_rotation_invariant_in_practice():
     """Through the harness: probabilities of a rotated mesh against the original's. Ray casting
     re-samples the rotated mesh, so the bound is measured (relative error < 0.05 here)."""
-    net, classes = load_classifier()
+    net, classes = load_classifier("shapes_sphere_shapenet10")
     assert classes == SHAPENET10_CLASSES
     mesh = make_shape("cylinder", 3).mesh(32)
     probs = lambda m: classify_mesh(m, net, classes).probabilities  # noqa: E731
@@ -37,7 +37,7 @@ def test_cli(tmp_path, capsys):
     path = save_mesh(make_shape("box", 0).mesh(24), tmp_path / "box.ply")
     assert main(["classify", str(path), "--top", "2"]) == 0
     assert "probability" in capsys.readouterr().out
-    assert main(["classify", str(path), "--json"]) == 0
+    assert main(["classify", str(path), "--json", "--model", "shapes_sphere_shapenet10"]) == 0
     probs = json.loads(capsys.readouterr().out)
     assert set(probs) == set(SHAPENET10_CLASSES)
     assert main(["classify", str(path), "--model", "no_such_model"]) == 2

@@ -159,3 +159,19 @@ def test_modelnet10_experiment_smoke(fake_root, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "modelnet40" in err[0]
     assert json.loads((out / "results_0.json").read_text())[0]["collection"] == "modelnet10"
+
+
+def test_the_default_classifier_is_the_modelnet10_teacher(tmp_path, capsys):
+    from equivision.cli import main
+    from equivision.data.procedural import make_shape
+    from equivision.pipelines.classify import DEFAULT_CLASSIFIER, load_classifier
+
+    assert DEFAULT_CLASSIFIER == "shapes_sphere_modelnet10"
+    net, classes = load_classifier()
+    assert classes == MODELNET10_CLASSES and net.cfg.bandwidths[0] == 32
+    path = save_mesh(make_shape("box", 0).mesh(24), tmp_path / "box.ply")
+    assert main(["classify", str(path), "--json"]) == 0  # the command line's default too
+    probs = json.loads(capsys.readouterr().out)
+    assert list(probs) == list(MODELNET10_CLASSES) and abs(sum(probs.values()) - 1) < 1e-4
+    assert main(["classify", str(path), "--json", "--model", "shapes_sphere_shapenet10"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == list(SHAPENET10_CLASSES)

@@ -15,11 +15,12 @@ def classify(
     mesh: Path = typer.Argument(..., help="Mesh file (PLY, OBJ, OFF, STL, GLB); for a point-cloud "
                                 "model also a point cloud (PLY without faces, XYZ, NPY)."),
     model: str = typer.Option(
-        "shapes_sphere_shapenet10",
+        "shapes_sphere_modelnet10",
         "--model",
         "-m",
-        help="Packaged pretrained name or a run folder of 'equivision train shapes-sphere' or of a "
-        "ModelNet10 point task (modelnet-vn-pointnet, ...).",
+        help="Packaged pretrained name (shapes_sphere_modelnet10: ModelNet10's 10 classes; "
+        "shapes_sphere_shapenet10: ShapeNet's) or a run folder of 'equivision train shapes-sphere' "
+        "or of a ModelNet10 point task (modelnet-vn-pointnet, ...).",
     ),
     top: int = typer.Option(3, "--top", min=1, help="How many classes to show."),
     as_json: bool = typer.Option(False, "--json", help="Print all probabilities as JSON."),

@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_CLASSIFIER", "SHAPENET10_CLASSES", "Classification", "class_
            "classify_points", "is_point_classifier", "load_classifier", "load_point_classifier",
            "read_points"]
 
-DEFAULT_CLASSIFIER = "shapes_sphere_shapenet10"
+#: The packaged spherical CNN trained on ModelNet10 (SO3/SO3); the earlier ShapeNet10 one stays
+#: available as ``shapes_sphere_shapenet10``.
+DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10"
 
 
 @dataclass
