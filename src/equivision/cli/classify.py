@@ -53,7 +53,7 @@ def classify(
             json.dumps({c: float(p) for c, p in zip(classes, result.probabilities, strict=True)})
         )
         return
-    t = Table(title=f"{mesh.name}")
+    t = Table(title=mesh.name, min_width=len(mesh.name))  # the whole file name on one line
     t.add_column("class")
     t.add_column("probability", justify="right")
     for name, p in result.top(top):

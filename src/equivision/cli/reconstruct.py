@@ -93,5 +93,6 @@ def reconstruct(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "
         f"{result.stats.projected_by_field} vertices projected by the field; network in "
-        f"{arithmetic}); wrote {out}"
+        f"{arithmetic}); wrote {out}",
+        soft_wrap=True,  # one line, also when piped
     )

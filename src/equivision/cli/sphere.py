@@ -46,5 +46,6 @@ def sphere(
     console.print(
         f"ray-cast {len(m.faces)} faces at B = {bandwidth} "
         f"({'Embree' if embree_available() else 'PyTorch'}): {hit:.1f}% of rays hit; "
-        f"picture written to {out}"
+        f"picture written to {out}",
+        soft_wrap=True,  # one line, also when piped
     )
