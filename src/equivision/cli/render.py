@@ -71,5 +71,6 @@ def render(
     n = images.shape[0]
     console.print(
         f"rendered {n} view{'s' if n != 1 else ''} of {len(m.faces)} faces at {size}×{size} "
-        f"({', '.join(chans)}; {'Embree' if embree_available() else 'PyTorch'}); written to {out}"
+        f"({', '.join(chans)}; {'Embree' if embree_available() else 'PyTorch'}); written to {out}",
+        soft_wrap=True,  # one line, also when piped
     )
