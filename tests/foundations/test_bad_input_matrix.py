@@ -142,6 +142,7 @@ COMMANDS: dict[str, tuple[Callable[[str, Path], Path], Argv]] = {
     "classify": (_mesh_input, lambda i, d, o: ["classify", str(i)]),
     "sphere": (_mesh_input, lambda i, d, o: ["sphere", str(i), "-o", str(o / "s.png"), "-b", "4"]),
     "render": (_mesh_input, lambda i, d, o: ["render", str(i), "-o", str(o / "v.png"), "--size", "16"]),
+    "sample": (_mesh_input, lambda i, d, o: ["sample", str(i), "-o", str(o / "c.ply"), "-n", "100"]),
     "reconstruct": (_cloud_input, lambda i, d, o: ["reconstruct", str(i), "-o", str(o / "r.ply"),
                                                    "-r", "16"]),
     "evaluate-pred": (_mesh_input, lambda i, d, o: ["evaluate", str(i), str(_good_mesh(d)),
@@ -213,6 +214,13 @@ def _outputs(command: str, d: Path, o: Path, case: str) -> list[str]:
         return ["sphere", str(mesh), "-o", str(a), "--signal", str(b), "-b", "4"]
     if command == "render":
         return ["render", str(mesh), "-o", str(a), "--array", str(b), "--size", "16"]
+    if command == "sample":  # one output: the clash is the cloud written over its own mesh
+        if case == "same-path":  # even --overwrite may not write the cloud over its own mesh
+            return ["sample", str(mesh), "-o", str(mesh), "-n", "100", "--overwrite"]
+        out = a.with_suffix(".ply")
+        if case == "existing":
+            out.write_bytes(b"the user's cloud")
+        return ["sample", str(mesh), "-o", str(out), "-n", "100"]
     if command == "reconstruct":
         out = a.with_suffix(".ply")
         if case == "existing":
@@ -242,7 +250,7 @@ OUTPUT_CASES = ["read-only-folder", "existing", "same-path"]
 
 
 @pytest.mark.parametrize(("command", "case"),
-                         [_cell(c, k) for c in ("sphere", "render", "reconstruct", "train", "demo")
+                         [_cell(c, k) for c in ("sphere", "render", "sample", "reconstruct", "train", "demo")
                           for k in OUTPUT_CASES])
 def test_bad_output(tmp_path, capfd, monkeypatch, command, case):
     monkeypatch.chdir(tmp_path)

@@ -351,3 +351,21 @@ def test_a_killed_writer_leaves_a_temp_the_next_write_removes(tmp_path):
         tmp.write_bytes(b"whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.ply"]
     assert (tmp_path / "b.ply").read_bytes() == b"whole"
+
+
+@pytest.mark.parametrize("command", ["sample", "reconstruct", "render", "sphere"])
+def test_an_output_may_not_be_the_commands_input_even_with_overwrite(tmp_path, capfd, command):
+    import trimesh
+
+    from equivision.cli import main
+
+    mesh = tmp_path / "m.ply"
+    trimesh.creation.icosphere(1).export(mesh)
+    before = mesh.read_bytes()
+    extra = {"sample": ["-n", "50"], "reconstruct": ["-r", "16"], "render": ["--size", "8"],
+             "sphere": ["-b", "4"]}[command]
+    code = main([command, str(mesh), "-o", str(mesh), "--overwrite", *extra])
+    err = capfd.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is the command's input" in err, err
+    assert mesh.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ply"]

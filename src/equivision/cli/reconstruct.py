@@ -54,7 +54,7 @@ def reconstruct(
     device = check_device(device)
     check_resolution(resolution)
     check_outputs([OutputSpec("--out", out, MESH_FORMATS), OutputSpec("--preview", preview, (".png",))],
-                  overwrite=overwrite)
+                  overwrite=overwrite, inputs=[cloud])
     from equivision.recon.predict import COMPUTE_DTYPES as dtypes
     from equivision.recon.predict import auto_precision, inference_dtype
 

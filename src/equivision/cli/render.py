@@ -59,7 +59,7 @@ def render(
     else:
         rots = torch.eye(3, dtype=torch.float64)[None]
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--array", array, (".npy",))],
-                  overwrite=overwrite)
+                  overwrite=overwrite, inputs=[mesh])
     m = load_mesh(mesh, dtype=torch.float64)  # float64: the centring keeps far-off meshes exact
     check_mesh_area(m, str(mesh))
     images = render_views(m, rots, size=size, channels=chans)

@@ -37,7 +37,7 @@ def sample(
     from equivision.groups import SO3
     from equivision.io import CLOUD_FORMATS, OutputSpec, check_outputs, load_mesh, save_point_cloud
 
-    check_outputs([OutputSpec("--out", out, CLOUD_FORMATS)], overwrite=overwrite)
+    check_outputs([OutputSpec("--out", out, CLOUD_FORMATS)], overwrite=overwrite, inputs=[mesh])
     m = load_mesh(mesh, dtype=torch.float64)
     check_mesh_area(m)
     pts, nrm = sample_surface_uniform(m, points, seed=seed)

@@ -27,7 +27,7 @@ def sphere(
     from equivision.render import embree_available, raycast_sphere
 
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--signal", signal, (".npy",))],
-                  overwrite=overwrite)
+                  overwrite=overwrite, inputs=[mesh])
     # into the unit box in float64 first: the signal ignores position and size, and Embree
     # casts in float32, which cannot place rays far from the origin
     m = load_mesh(mesh, dtype=torch.float64)

@@ -248,10 +248,23 @@ class OutputSpec(NamedTuple):
     folder_kind: str | None = None
 
 
-def check_outputs(outputs: Sequence[OutputSpec], *, overwrite: bool) -> list[Path | None]:
+def check_outputs(outputs: Sequence[OutputSpec], *, overwrite: bool,
+                  inputs: Sequence[str | os.PathLike[str]] = ()) -> list[Path | None]:
     """Validate every output of one command before any work; outputs whose path is None are
-    skipped. Returns the paths (None kept). Raises a typed error naming the option."""
+    skipped. An output may not be one of the command's ``inputs`` (not even with
+    ``overwrite``: the input would be gone before it was read). Returns the paths (None kept).
+    Raises a typed error naming the option."""
     given = [(spec, Path(spec.path)) for spec in outputs if spec.path is not None]
+    for spec, p in given:
+        for source in inputs:
+            q = Path(source)
+            same = p.resolve() == q.resolve()
+            if not same and p.exists() and q.exists():
+                with contextlib.suppress(OSError):
+                    same = os.path.samefile(p, q)
+            if same:
+                raise OutputClashError(f"{spec.label} {p} is the command's input; write the result "
+                                       "to another file")
     for i, (spec, p) in enumerate(given):  # a clash first: it explains a wrong suffix too
         for other, q in given[:i]:
             same = p.resolve() == q.resolve()
