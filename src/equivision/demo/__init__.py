@@ -62,9 +62,12 @@ def _load_sections() -> None:
     from equivision.demo import (
         section_gcnn,  # noqa: F401
         section_groups,  # noqa: F401
+        section_pose,  # noqa: F401
         section_reconstruction,  # noqa: F401
+        section_render,  # noqa: F401
         section_sphere,  # noqa: F401
         section_spherical_cnn,  # noqa: F401
+        section_vector_neurons,  # noqa: F401
     )
 
 
