@@ -232,3 +232,41 @@ def test_default_config_run_killed_midway_resumes(tmp_path, quiet_console) -> No
     train("toy", cfg, ref, console=quiet_console)
     _same_weights(ref, run)
     _same_rows(ref, run)
+
+
+def test_resume_never_deletes_a_checkpoint_folder_holding_foreign_files(tmp_path, finished) -> None:
+    _cfg, ref = finished
+    run = _copy_run(ref, tmp_path / "foreign")
+    notes = checkpoints_dir(run) / step_dir_name(60) / "notes.txt"
+    notes.write_text("the user's notes")
+    with pytest.raises(CheckpointError, match="did not write"):
+        train("toy", None, run, resume=True, from_step=20, progress=False)
+    assert notes.read_text() == "the user's notes"
+
+
+def test_only_pure_checkpoint_folders_and_equivision_temporaries_are_removed(tmp_path) -> None:
+    from equivision.training.checkpoint import CHECKPOINT_FILES, remove_checkpoint_dir, remove_partial
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    for n in CHECKPOINT_FILES:
+        (ours / n).write_bytes(b"x")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "meta.json").write_text("{}")
+    (mixed / "thesis.tex").write_text("tex")
+    link = tmp_path / "link"
+    link.symlink_to(ours)
+    assert not remove_checkpoint_dir(link) and link.is_symlink() and ours.is_dir()
+    assert not remove_checkpoint_dir(mixed) and (mixed / "thesis.tex").is_file()
+    assert remove_checkpoint_dir(ours) and not ours.exists()
+
+    run = tmp_path / "run"
+    ckpts = checkpoints_dir(run)
+    ckpts.mkdir(parents=True)
+    user = ckpts / ".backup.old"  # hidden and .old, but not an equivision temporary
+    user.mkdir()
+    stale = ckpts / f".{step_dir_name(5)}.equivision-999999999-abcd1234.tmp"
+    stale.mkdir()
+    remove_partial(run)
+    assert user.is_dir() and not stale.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 
 from equivision.errors import CheckpointError
 from equivision.io import atomic_directory, atomic_path
+from equivision.io.atomic import is_equivision_temp
 from equivision.models.weights import file_sha256, read_tensors, save_tensors
 
 # Reading a run folder lives in equivision.runs (below models and training); these names
@@ -78,8 +80,30 @@ def drop_after(run_dir: Path, step: int) -> list[int]:
     stale later ones would outrank the new ones when pruning); returns their steps."""
     later = [s for s in checkpoint_steps(run_dir) if s > step]
     for s in later:
-        shutil.rmtree(checkpoints_dir(run_dir) / step_dir_name(s))
+        if not remove_checkpoint_dir(checkpoints_dir(run_dir) / step_dir_name(s)):
+            raise CheckpointError(f"{checkpoints_dir(run_dir) / step_dir_name(s)} holds files "
+                                  "equivision did not write; move them away before resuming")
     return later
+
+
+#: Temporary checkpoint folders of versions that did not name the writer's PID.
+_LEGACY_TEMP = re.compile(r"^\.step-\d{8}\.[^/]*\.(?:tmp|old)$")
+
+#: What a checkpoint folder holds (see :func:`save_checkpoint`).
+CHECKPOINT_FILES = frozenset({"model.safetensors", "train_state.safetensors", "meta.json"})
+
+
+def remove_checkpoint_dir(path: Path) -> bool:
+    """Remove the checkpoint folder ``path`` if it holds only what :func:`save_checkpoint`
+    writes (or equivision temporaries); returns False, touching nothing, for a link or a
+    folder with anything else in it. Run folders of older versions carry no marker, so
+    ownership is read from the content."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if any(e.name not in CHECKPOINT_FILES and not is_equivision_temp(e.name) for e in path.iterdir()):
+        return False
+    shutil.rmtree(path)
+    return True
 
 
 def write_best(run_dir: Path, step: int, metric: str, value: float) -> None:
@@ -118,8 +142,8 @@ def prune_checkpoints(run_dir: Path, keep_last: int, keep: set[int]) -> None:
     steps = checkpoint_steps(run_dir)
     survivors = set(steps[-keep_last:]) | keep
     for s in steps:
-        if s not in survivors:
-            shutil.rmtree(checkpoints_dir(run_dir) / step_dir_name(s), ignore_errors=True)
+        if s not in survivors:  # one holding foreign files is kept (and stays listed)
+            remove_checkpoint_dir(checkpoints_dir(run_dir) / step_dir_name(s))
 
 
 def remove_partial(run_dir: Path) -> None:
@@ -127,7 +151,8 @@ def remove_partial(run_dir: Path) -> None:
     d = checkpoints_dir(run_dir)
     if d.is_dir():
         for p in d.iterdir():
-            if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
+            ours = is_equivision_temp(p.name) or _LEGACY_TEMP.match(p.name)
+            if ours and p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
 
 
