@@ -42,6 +42,9 @@ def train_cmd(
         for name in list_tasks():
             console.print(f"{name}  {describe_task(name)}", highlight=False, soft_wrap=True)
         return
+    data = read_json(config) if config is not None else None
+    if task is None and isinstance(data, dict) and isinstance(data.get("task_name"), str):
+        task = data["task_name"]  # the config names its task: no need to repeat it
     if task is None:
         raise ConfigError("name the task to train (equivision train --list shows them)")
     if from_step is not None and not resume:
@@ -49,7 +52,6 @@ def train_cmd(
     if device is not None:
         device = check_device(device, allow_auto=True)
     t = get_task(task)
-    data = read_json(config) if config is not None else None
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     run_dir = run if run is not None else Path("runs") / task

@@ -82,6 +82,7 @@ TASK_MODULES: list[str] = [
     "equivision.tasks.shapes_sphere",
     "equivision.tasks.rotmnist",
     "equivision.tasks.modelnet_points",
+    "equivision.tasks.image_to_sphere",
 ]
 
 Batch = Any

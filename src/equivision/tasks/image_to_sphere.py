@@ -1,0 +1,135 @@
+"""Training the image network of the cross-domain embeddings on a view dataset.
+
+``equivision train image-to-sphere``: :class:`~equivision.models.image_to_sphere.ImageToSphere`
+learns ``Ψ(image of R·M) ≈ Φ(R·M)``, the frozen teacher's maps of the posed mesh, stored as
+the targets of a view dataset (:mod:`equivision.tasks.views`, ``docs/views.md``). The loss
+is the area-weighted Huber loss with breakpoint ``delta`` (the paper's 1) between the
+network's maps and the targets scaled by ``target_scale``. The eval metrics are the loss and
+the area-weighted relative L2 error of the maps (``rel_l2``, scale-free), on a second view
+dataset (another split, or the same folder for a smoke run).
+
+The image channels fed to the network are ``channels``, a subset of the dataset's, in the
+dataset's order; the model's ``in_channels`` must equal their number and its bandwidth and
+``out_channels`` the targets', which is checked when the datasets are opened (a network of
+another shape would train against the wrong maps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from equivision._validation import require_positive
+from equivision.configio import check_fields
+from equivision.errors import ConfigError
+from equivision.models.image_to_sphere import ImageToSphereConfig
+from equivision.nn.losses import area_weighted_huber
+from equivision.tasks.views import ViewDataset
+from equivision.training.tasks import Task, register_task
+
+
+@dataclass
+class ImageToSphereTaskConfig:
+    train_views: str = "runs/views-mn10-train-s1"
+    eval_views: str = "runs/views-mn10-test-s1"
+    channels: list[str] = field(default_factory=lambda: ["shading", "silhouette", "depth"])
+    delta: float = 1.0
+    """Breakpoint of the Huber loss."""
+    target_scale: float = 1.0
+    """Targets are multiplied by this before the loss (the network learns scaled maps;
+    correlation-based pose does not depend on a global scale)."""
+    max_eval_items: int = 0
+    """Evaluate on the first N items of ``eval_views`` (0: all)."""
+    model: ImageToSphereConfig = field(default_factory=ImageToSphereConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "task")
+        require_positive(self.delta, "task.delta", error=ConfigError)
+        require_positive(self.target_scale, "task.target_scale", error=ConfigError)
+        if self.max_eval_items < 0:
+            raise ConfigError(f"task.max_eval_items must be >= 0, got {self.max_eval_items}")
+        if not self.channels or len(set(self.channels)) != len(self.channels):
+            raise ConfigError(f"task.channels must be non-empty and without repeats, got {self.channels}")
+        if len(self.channels) != self.model.in_channels:
+            raise ConfigError(f"task.channels has {len(self.channels)} entries but model.in_channels is "
+                              f"{self.model.in_channels}")
+
+
+class ImageViews(Dataset):
+    """``(image (K, S, S), target (C, 2b, 2b))`` of a view dataset, the image reduced to
+    the chosen channels and the target scaled."""
+
+    def __init__(self, views: ViewDataset, channel_index: list[int], scale: float,
+                 limit: int = 0) -> None:
+        self.views, self.index, self.scale = views, channel_index, scale
+        self.n = len(views) if limit == 0 else min(limit, len(views))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        image, target, _, _ = self.views[i]
+        return image[self.index], target * self.scale
+
+
+def open_views(folder: str, cfg: ImageToSphereTaskConfig, limit: int = 0) -> ImageViews:
+    """The view dataset at ``folder`` as training pairs, checked against the model config."""
+    views = ViewDataset(folder)
+    m = views.manifest
+    have = list(m["config"]["channels"])
+    missing = [c for c in cfg.channels if c not in have]
+    if missing:
+        raise ConfigError(f"{folder} has image channels {have}; task.channels asks for {missing}")
+    if [c for c in have if c in cfg.channels] != list(cfg.channels):
+        raise ConfigError(f"task.channels must follow the dataset's order {have}, got {cfg.channels}")
+    size = int(m["config"]["image_size"])
+    if size != cfg.model.image_size:
+        raise ConfigError(f"{folder} has {size}² images but model.image_size is {cfg.model.image_size}")
+    _, target, _, _ = views[0]
+    c, n = int(target.shape[0]), int(target.shape[-1])
+    if (c, n // 2) != (cfg.model.out_channels, cfg.model.bandwidth):
+        raise ConfigError(f"{folder} holds targets of {c} channels at bandwidth {n // 2} (teacher "
+                          f"{m['teacher']['name']}, layer {m['teacher']['layer']}); the model predicts "
+                          f"{cfg.model.out_channels} channels at bandwidth {cfg.model.bandwidth}")
+    return ImageViews(views, [have.index(ch) for ch in cfg.channels], cfg.target_scale, limit)
+
+
+def map_rel_l2(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean over the batch of the area-weighted relative L2 error of maps ``(B, C, 2b, 2b)``."""
+    n = pred.shape[-2]
+    theta = math.pi * (2 * torch.arange(n, dtype=pred.dtype, device=pred.device) + 1) / (2 * n)
+    w = theta.sin()[:, None]
+    num = ((pred - target) ** 2 * w).sum(dim=(-3, -2, -1))
+    den = (target ** 2 * w).sum(dim=(-3, -2, -1)).clamp_min(torch.finfo(pred.dtype).tiny)
+    return (num / den).sqrt().mean()
+
+
+@register_task("image-to-sphere")
+class ImageToSphereTask(Task):
+    """Image network regressing a spherical CNN teacher's maps from rendered views."""
+
+    config_cls = ImageToSphereTaskConfig
+    model_name = "image_to_sphere"
+    best_metric, best_mode = "rel_l2", "min"
+
+    def datasets(self, cfg: ImageToSphereTaskConfig) -> tuple[Dataset, Dataset]:
+        return (open_views(cfg.train_views, cfg),
+                open_views(cfg.eval_views, cfg, cfg.max_eval_items))
+
+    def loss(self, model: torch.nn.Module, batch) -> tuple[Tensor, dict[str, Tensor]]:
+        image, target = batch
+        pred = model(image)
+        loss = area_weighted_huber(pred, target, delta=self._delta)
+        return loss, {"rel_l2": map_rel_l2(pred.detach(), target)}
+
+    _delta: float = 1.0  # set from the config when the model is built for a run
+
+    def build_model(self, cfg: ImageToSphereTaskConfig) -> torch.nn.Module:
+        self._delta = cfg.delta
+        return super().build_model(cfg)
