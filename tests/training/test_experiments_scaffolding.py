@@ -83,7 +83,12 @@ def test_main_refuses_a_bad_shard_and_reports_bad_input_in_one_line(tmp_path, ca
     calls: list[int] = []
     assert main([str(tmp_path), "--sumary"], lambda out, shard: calls.append(shard),
                 lambda out: "") == 2
-    assert calls == [] and capsys.readouterr().out.startswith("usage: ")
+    assert calls == [] and capsys.readouterr().err.startswith("usage: ")
+    # --help prints the usage and starts nothing; a flag where OUT_DIR goes is refused
+    assert main(["--help"], lambda out, shard: calls.append(shard), lambda out: "") == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+    assert main(["--collection-typo", "0"], lambda out, shard: calls.append(shard), lambda out: "") == 2
+    assert calls == [] and capsys.readouterr().err.startswith("usage: ")
 
     def summarize(out: str) -> str:
         raise ConfigError("no results here")

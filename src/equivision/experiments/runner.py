@@ -233,10 +233,15 @@ def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[s
     import sys
 
     tables = {"--summary": summarize, **(reports or {})}
+    usage = f"usage: python -m <experiment module> OUT_DIR [SHARD | SHARD/NSHARDS | {' | '.join(tables)}]"
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        return 0
     sharded = len(argv) == 2 and "/" in argv[1]  # SHARD/NSHARDS: run takes nshards too
-    if not argv or len(argv) > 2 or (len(argv) == 2 and argv[1] not in tables
-                                     and not argv[1].isdigit() and not sharded):
-        print(f"usage: python -m <experiment module> OUT_DIR [SHARD | SHARD/NSHARDS | {' | '.join(tables)}]")
+    # an option-like OUT_DIR is a mistyped flag, not a folder to start hours of training in
+    if not argv or len(argv) > 2 or argv[0].startswith("-") or (
+            len(argv) == 2 and argv[1] not in tables and not argv[1].isdigit() and not sharded):
+        print(usage, file=sys.stderr)
         return 2
     try:
         if len(argv) == 2 and argv[1] in tables:
