@@ -60,6 +60,8 @@ MODEL_MODULES: list[str] = [
     "equivision.models.gcnn",
     "equivision.models.vector_neurons",
     "equivision.models.image_to_sphere",
+    "equivision.models.sphere_to_image",
+    "equivision.models.view_baseline",
 ]
 
 
