@@ -84,6 +84,9 @@ def test_main_refuses_a_bad_shard_and_reports_bad_input_in_one_line(tmp_path, ca
     assert main([str(tmp_path), "--sumary"], lambda out, shard: calls.append(shard),
                 lambda out: "") == 2
     assert calls == [] and capsys.readouterr().err.startswith("usage: ")
+    # SHARD/NSHARDS for a module whose run takes a shard number only: one line, not a TypeError
+    assert main([str(tmp_path), "0/2"], lambda out, shard: calls.append(shard), lambda out: "") == 2
+    assert calls == [] and "shard number" in capsys.readouterr().err
     # --help prints the usage and starts nothing; a flag where OUT_DIR goes is refused
     assert main(["--help"], lambda out, shard: calls.append(shard), lambda out: "") == 0
     assert capsys.readouterr().out.startswith("usage: ")

@@ -249,6 +249,11 @@ def main(argv: Sequence[str], run: Callable[..., object], summarize: Callable[[s
             return 0
         torch.set_num_threads(1)
         if sharded:
+            import inspect
+
+            if "nshards" not in inspect.signature(run).parameters:
+                print(f"error: this experiment takes a shard number, not {argv[1]}", file=sys.stderr)
+                return 2
             shard, nshards = parse_shard(argv[1])
             run(argv[0], shard=shard, nshards=nshards)
         else:
