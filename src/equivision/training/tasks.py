@@ -83,6 +83,7 @@ TASK_MODULES: list[str] = [
     "equivision.tasks.rotmnist",
     "equivision.tasks.modelnet_points",
     "equivision.tasks.image_to_sphere",
+    "equivision.tasks.view_synthesis",
 ]
 
 Batch = Any

@@ -1,0 +1,230 @@
+"""Novel-view synthesis: the rotation convention of the pipeline against the view dataset's
+ground-truth maps, identity and round-trip checks, the three training tasks on a tiny view
+dataset (with a tiny embedder trained into a run folder), and their config checks."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from equivision.data.procedural import make_shape
+from equivision.errors import CheckpointError, ConfigError, ShapeError
+from equivision.groups import SO3
+from equivision.models import load
+from equivision.models.sphere_to_image import SphereToImage, SphereToImageConfig
+from equivision.pipelines.synthesize import (
+    band_limit,
+    decode_rotated,
+    load_synthesizer,
+    synthesize,
+    turntable_rotations,
+)
+from equivision.tasks.view_synthesis import ViewPairs, ViewSynthesisTaskConfig, silhouette_iou
+from equivision.tasks.views import ViewConfig, ViewDataset, build_view_dataset, sources_from_meshes
+from equivision.training import get_task, train
+
+pytestmark = pytest.mark.xdist_group("view_synthesis")
+B = 8  # teacher input bandwidth; its stage1 maps are 4 channels at b = 4
+
+
+def _train_cfg(steps: int) -> dict:
+    return {"steps": steps, "batch_size": 4, "lr": 3e-3, "eval_every": steps, "log_every": 1,
+            "checkpoint_every": steps, "seed": 0, "device": "cpu", "warmup_steps": 0}
+
+
+EMBEDDER = {"in_channels": 3, "image_size": 64, "bandwidth": 4, "out_channels": 4, "width": 4,
+            "max_width": 8, "code_dim": 16}
+DECODER = {"in_channels": 4, "bandwidth": 4, "out_channels": 2, "image_size": 64, "width": 4,
+           "max_width": 8, "code_dim": 16}
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory) -> Path:
+    from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
+
+    torch.manual_seed(3)
+    teacher = SphericalCNN(SphericalCNNConfig(stem_channels=4, channels=[4], bandwidths=[B, 4])).eval()
+    meshes = [(f"{fam}-1", i, make_shape(fam, 1).mesh(16))
+              for i, fam in enumerate(("box", "cone", "capsule"))]
+    out = tmp_path_factory.mktemp("vs") / "views"
+    build_view_dataset(out, sources_from_meshes(meshes), teacher,
+                       ViewConfig(views=4, dof=3, bandwidth=B, layer="stage1", shard_size=2, seed=1),
+                       show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def embedder_run(views, tmp_path_factory) -> Path:
+    """A tiny image network trained for 2 steps: a real run folder to load as the embedder."""
+    run = tmp_path_factory.mktemp("vs") / "embedder"
+    train(get_task("image-to-sphere"), {"train": _train_cfg(2), "task": {
+        "train_views": str(views), "eval_views": str(views), "model": EMBEDDER}}, run, console=None)
+    return run
+
+
+class _Maps(nn.Module):
+    """A stand-in decoder that returns the maps it is given (to see what synthesis feeds it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def _rel(a: Tensor, b: Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_rotation_convention_matches_the_ground_truth_maps(views) -> None:
+    # item i shows R_i·M with target Φ(R_i·M) = rotate(Φ(M), R_i); turning it by Q = R_j R_iᵀ
+    # must give the target of view j (R_j·M = Q·R_i·M), and the transpose must not
+    ds = ViewDataset(views)
+    for i, j in ((0, 1), (0, 3), (5, 6)):
+        _, t_i, r_i, _ = ds[i]
+        _, t_j, r_j, _ = ds[j]
+        q = r_j.double() @ r_i.double().T
+        change = float((t_j - t_i).norm())  # the maps share a large constant part: measure against the change
+        got = decode_rotated(t_i, q[None], _Maps())[0]
+        assert float((got - t_j).norm()) < 1e-3 * change, (i, j)
+        wrong = decode_rotated(t_i, q.T[None], _Maps())[0]
+        assert float((wrong - t_j).norm()) > 0.2 * change
+
+
+def test_identity_and_round_trip(views, embedder_run) -> None:
+    torch.manual_seed(0)
+    emb = load(embedder_run)
+    dec = SphereToImage(SphereToImageConfig(**DECODER)).eval()
+    image = ViewDataset(views)[2][0]
+    eye = torch.eye(3, dtype=torch.float64)[None]
+    with torch.no_grad():
+        direct = dec(band_limit(emb(image[None])))
+    assert torch.allclose(synthesize(image, eye, emb, dec), direct, atol=1e-5)
+    # rotating by Q then by Qᵀ gives back the band-limited embedding (to band-limit precision)
+    e = band_limit(emb(image[None]).detach())[0]
+    q = SO3().random(3, seed=4, dtype=torch.float64)
+    from equivision.sphere.rotate import rotate
+
+    there = rotate(e.double(), q[:, None])
+    back = torch.stack([rotate(there[n], q[n].T) for n in range(3)])
+    assert _rel(back, e.double().expand_as(back)) < 1e-6
+    views_out = decode_rotated(e, q, dec)
+    assert views_out.shape == (3, 2, 64, 64)
+    assert not torch.allclose(views_out[0], views_out[1], atol=1e-4)
+
+
+def test_synthesize_checks(views, embedder_run) -> None:
+    emb = load(embedder_run)
+    dec = SphereToImage(SphereToImageConfig(**{**DECODER, "in_channels": 8})).eval()
+    image = ViewDataset(views)[0][0]
+    with pytest.raises(CheckpointError, match="8 maps"):
+        synthesize(image, torch.eye(3)[None], emb, dec)
+    dec = SphereToImage(SphereToImageConfig(**DECODER)).eval()
+    with pytest.raises(ShapeError, match=r"\(3, 64, 64\)"):
+        synthesize(image[:1], torch.eye(3)[None], emb, dec)
+    with pytest.raises(ShapeError, match="rotations"):
+        synthesize(image, torch.eye(3), emb, dec)
+    from equivision.errors import InvalidInputError, NotARotationError
+
+    with pytest.raises(NotARotationError):
+        synthesize(image, 2 * torch.eye(3)[None], emb, dec)
+    with pytest.raises(InvalidInputError, match="finite"):
+        synthesize(image * float("nan"), torch.eye(3)[None], emb, dec)
+
+
+def test_turntable_rotations() -> None:
+    r = turntable_rotations(4)
+    assert r.shape == (8, 3, 3)
+    assert torch.allclose(r[0], torch.eye(3, dtype=torch.float64)) and torch.allclose(r[4], r[0])
+    # a quarter turn about +z sends +x to +y; about +x sends +y to +z
+    assert torch.allclose(r[1] @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                          torch.tensor([0, 1.0, 0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(r[5] @ torch.tensor([0, 1.0, 0], dtype=torch.float64),
+                          torch.tensor([0, 0, 1.0], dtype=torch.float64), atol=1e-12)
+
+
+def test_silhouette_iou() -> None:
+    a = torch.zeros(2, 4, 4)
+    a[0, :2] = 1
+    b = torch.zeros(2, 4, 4)
+    b[0, :1] = 1
+    assert float(silhouette_iou(a, b)) == pytest.approx((0.5 + 1.0) / 2)
+
+
+def _eval(run: Path, metric: str) -> list[float]:
+    with open(run / "metrics.csv") as f:
+        return [float(r["value"]) for r in csv.DictReader(f)
+                if r["split"] == "eval" and r["metric"] == metric]
+
+
+def test_view_synthesis_trains_and_loads(tmp_path, views, embedder_run) -> None:
+    run = tmp_path / "vs"
+    task = {"train_views": str(views), "eval_views": str(views), "embedder": str(embedder_run),
+            "model": DECODER}
+    train(get_task("view-synthesis"), {"train": _train_cfg(6), "task": task}, run, console=None)
+    l1 = _eval(run, "l1")
+    assert l1 and all(v == v for v in l1) and _eval(run, "iou")
+    s = load_synthesizer(run)  # the decoder's config names its embedder
+    assert s.output_channels == ["shading", "silhouette"]
+    assert s.input_channels == ["shading", "silhouette", "depth"]
+    out = s(ViewDataset(views)[0][0], turntable_rotations(2))
+    assert out.shape == (4, 2, 64, 64)
+
+
+def test_teacher_and_baseline_tasks_train(tmp_path, views) -> None:
+    base = {"train_views": str(views), "eval_views": str(views)}
+    train(get_task("view-synthesis-teacher"), {"train": _train_cfg(3), "task": {**base, "model": DECODER}},
+          tmp_path / "t", console=None)
+    assert _eval(tmp_path / "t", "l1")
+    model = {"in_channels": 3, "out_channels": 2, "width": 4, "max_width": 8, "code_dim": 16,
+             "rotation_dim": 8, "fusion_layers": 1}
+    train(get_task("view-synthesis-baseline"), {"train": _train_cfg(3), "task": {**base, "model": model}},
+          tmp_path / "b", console=None)
+    assert _eval(tmp_path / "b", "l1")
+
+
+def test_pairs_are_two_views_of_one_mesh(views) -> None:
+    ds = ViewDataset(views)
+    pairs = ViewPairs(ds, [0, 1, 2], [0, 1], fixed_seed=5)
+    again = ViewPairs(ds, [0, 1, 2], [0, 1], fixed_seed=5)
+    for k in range(len(pairs)):
+        j = pairs.other_view(k)
+        assert j != k and j // 4 == k // 4 and j == again.other_view(k)
+        image, q, target = pairs[k]
+        r_i, r_j = ds[k][2].double(), ds[j][2].double()
+        assert torch.allclose(q.double() @ r_i, r_j, atol=1e-5)
+        assert torch.equal(target, ds[j][0][:2]) and torch.equal(image, ds[k][0])
+    assert len({pairs.other_view(k) for k in range(4)}) > 1
+
+
+def test_config_checks(views, embedder_run) -> None:
+    task = get_task("view-synthesis")
+    good = {"train_views": str(views), "eval_views": str(views), "embedder": str(embedder_run)}
+    with pytest.raises(ConfigError, match="bandwidth"):
+        task.datasets(ViewSynthesisTaskConfig(**good, model=SphereToImageConfig(**{**DECODER,
+                                                                                    "bandwidth": 8})))
+    with pytest.raises(ConfigError, match="8 at bandwidth"):
+        task.datasets(ViewSynthesisTaskConfig(**good, model=SphereToImageConfig(**{**DECODER,
+                                                                                    "in_channels": 8})))
+    with pytest.raises(ConfigError, match="image channels"):
+        task.datasets(ViewSynthesisTaskConfig(**{**good, "channels": ["shading"]},
+                                              model=SphereToImageConfig(**DECODER)))
+    with pytest.raises(ConfigError, match="targets"):
+        ViewSynthesisTaskConfig(**{**good, "targets": ["shading"]}, model=SphereToImageConfig(**DECODER))
+    with pytest.raises(ConfigError, match="order"):
+        task.datasets(ViewSynthesisTaskConfig(**{**good, "targets": ["silhouette", "shading"]},
+                                              model=SphereToImageConfig(**DECODER)))
+    from equivision.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError):
+        task.datasets(ViewSynthesisTaskConfig(**{**good, "embedder": "no_such_embedder"},
+                                              model=SphereToImageConfig(**DECODER)))
+    teacher = get_task("view-synthesis-teacher")
+    with pytest.raises(ConfigError, match="4 maps at bandwidth 4"):
+        teacher.datasets(teacher.config_cls(train_views=str(views), eval_views=str(views),
+                                            model=SphereToImageConfig(**{**DECODER, "in_channels": 8})))
