@@ -16,6 +16,7 @@ The result unpacks as the pair ``(R, score)`` and also says how well ``R`` is de
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -101,9 +102,12 @@ def _stencil() -> tuple[Tensor, Tensor]:
     return w, torch.linalg.pinv(design)
 
 
-def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
-            tol: float = 1e-4) -> tuple[Tensor, Tensor]:
+def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6, tol: float = 1e-4,
+            evaluate: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Newton refinement of ``C`` from rotations ``r0 (N, 3, 3)``; returns ``(R, C(R))``.
+
+    ``evaluate`` maps rotations ``(N, P, 3, 3)`` to ``C`` ``(N, P)`` float64; by default the
+    Wigner-d recursion of :func:`~equivision.sphere.so3fft.correlation_at` on ``h``.
 
     Each step evaluates the stencil around the current centre (the centre included, which
     also checks the previous step), fits the quadratic and moves to its maximum: Newton along
@@ -111,6 +115,9 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
     region of twice the stencil size. The stencil then shrinks 2× to 8× (following the step
     length; 4× after a rejected step); it stops once every step is below ``tol`` rad.
     """
+    if evaluate is None:
+        def evaluate(r: Tensor) -> Tensor:
+            return correlation_at(h, r)
     w, fit = _stencil()
     w, fit = w.to(h.device), fit.to(h.device)
     n_pairs = r0.shape[0]
@@ -122,11 +129,11 @@ def _refine(h: Tensor, r0: Tensor, spacing: float, steps: int = 6,
     while it < steps:
         it += 1
         if it == steps:  # the last Newton step only needs its own value
-            vals = correlation_at(h, center[:, None])
+            vals = evaluate(center[:, None])
             rots = center[:, None]
         else:
             rots = center[:, None] @ SO3.from_rotvec(w * delta)[None]  # (N, 10, 3, 3)
-            vals = correlation_at(h, rots)  # (N, 10)
+            vals = evaluate(rots)  # (N, 10)
         # the previous step is rejected if it made the centre worse than the best point so far
         center_ok = vals[:, 0] >= best_c
         i_best = vals.argmax(-1)

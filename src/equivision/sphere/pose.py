@@ -41,6 +41,7 @@ from equivision.sphere.so3fft import (
     so3_correlation_from_spectrum,
     so3_grid_rotations,
 )
+from equivision.sphere.so3series import MAX_SERIES_BANDWIDTH, correlation_series, series_at
 
 __all__ = ["RelativePose", "brute_force_pose", "relative_pose"]
 
@@ -86,6 +87,65 @@ def _local_maxima(grid: Tensor) -> Tensor:
     return grid >= F.max_pool3d(x, 3, stride=1)[:, 0]
 
 
+def _second_candidates(flat: Tensor, maxima: Tensor, rots: Tensor, r1: Tensor, separation: float,
+                       k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` highest grid local maxima at least ``separation`` from ``r1 (N, 3, 3)``: values
+    and flat indices ``(N, k)`` (``-inf`` where there are fewer); the best distinct grid points
+    where there is no distinct maximum (e.g. a monotone shoulder)."""
+    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)  # cos of the angle
+    distinct = cos_d <= math.cos(separation)
+    peaks = maxima & distinct
+    no_peak = ~peaks.any(-1)
+    pick = torch.where(no_peak[:, None], distinct, peaks)
+    return torch.where(pick, flat, torch.full_like(flat, -math.inf)).topk(k, dim=-1)
+
+
+def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: Tensor, separation: float,
+                     k: int, spacing: float, series: bool) -> tuple[Tensor, ...]:
+    """The refinement of the best grid point ``r1 (N, 3, 3)`` and of the second-peak candidates
+    in one climb (one evaluation per step for all of them), with the result of the sequential
+    order: the candidates depend on the *refined* best rotation, so the climb takes the
+    candidates distinct from the grid point by a margin less, and a few more; afterwards the
+    exact candidates (:func:`_second_candidates` of the refined rotation) are looked up among
+    them, and the rare ones that are missing are refined on their own.
+
+    Returns ``(R₁ (N, 3, 3), C₁ (N,), candidate values (N, k), indices (N, k), refined
+    candidates (N, k, 3, 3), their C (N, k))``."""
+    n_pairs = r1.shape[0]
+    ar = torch.arange(n_pairs, device=r1.device)
+    extra = min(k + 2, flat.shape[-1])
+    _, li = _second_candidates(flat, maxima, rots, r1, max(separation - 2 * spacing, 1e-3), extra)
+    start = torch.cat([r1[:, None], rots[li]], 1)  # (N, 1 + extra, 3, 3), pair-major
+    per = start.shape[1]
+    t = correlation_series(h) if series else None
+
+    def run(rows: Tensor, start: Tensor) -> tuple[Tensor, Tensor]:
+        per = start.shape[1]
+        if t is None:
+            return _refine(h[rows].repeat_interleave(per, 0), start.reshape(-1, 3, 3), spacing=spacing)
+        sub = t[rows]
+
+        def ev(r: Tensor) -> Tensor:
+            return series_at(sub, r.reshape(sub.shape[0], -1, 3, 3)).reshape(r.shape[:-2])
+        return _refine(h, start.reshape(-1, 3, 3), spacing=spacing, evaluate=ev)
+
+    rr, rc = run(ar, start)
+    rr, rc = rr.reshape(n_pairs, per, 3, 3), rc.reshape(n_pairs, per)
+    r1, c1 = rr[:, 0], rc[:, 0]
+    cv, ci = _second_candidates(flat, maxima, rots, r1, separation, k)
+    match = ci[:, :, None] == li[:, None, :]  # (N, k, extra)
+    pos = match.to(torch.int8).argmax(-1)
+    out_r, out_c = rr[:, 1:][ar[:, None], pos], rc[:, 1:][ar[:, None], pos]
+    missing = ~match.any(-1) & torch.isfinite(cv)  # an unused slot (-inf) needs no climb
+    rows = missing.any(-1).nonzero()[:, 0]
+    if rows.numel():
+        mr, mc = run(rows, rots[ci[rows]])
+        m = missing[rows]
+        out_r[rows] = torch.where(m[..., None, None], mr.reshape(-1, k, 3, 3), out_r[rows])
+        out_c[rows] = torch.where(m, mc.reshape(-1, k), out_c[rows])
+    return r1, c1, cv, ci, out_r, out_c
+
+
 def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, refine: bool = True,
                   separation: float = math.pi / 6, symmetry_tol: float = 0.05,
                   candidates: int = 3) -> RelativePose:
@@ -98,7 +158,19 @@ def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, ref
     ``candidates`` highest distinct grid maxima are refined and the best that stays distinct
     is the second peak. See the module docstring for ``confidence`` and ``symmetric``.
     Leading dimensions broadcast; the rotations are in the dtype of ``a``.
+
+    The refinement evaluates the correlation as a Fourier series in the Euler angles
+    (:mod:`~equivision.sphere.so3series`, built once per pair) up to ``B = 32``; beyond it by
+    the Wigner-d recursion at each rotation. Both are exact to rounding.
     """
+    return _relative_pose(a, b, out_bandwidth=out_bandwidth, refine=refine, separation=separation,
+                          symmetry_tol=symmetry_tol, candidates=candidates, reference=False)
+
+
+def _relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None, refine: bool, separation: float,
+                   symmetry_tol: float, candidates: int, reference: bool) -> RelativePose:
+    """:func:`relative_pose`; ``reference=True`` evaluates every refinement step by the Wigner-d
+    recursion (:func:`~equivision.sphere.so3fft.correlation_at`): the slow oracle of the tests."""
     if not 0 < float(separation) < math.pi:
         raise InvalidInputError(f"separation must be an angle in (0, π) radians, got {separation!r}")
     if not 0 <= float(symmetry_tol) <= 1:
@@ -124,28 +196,26 @@ def relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None = None, ref
     r1 = rots[i1]
     h64 = h.to(torch.complex128)
     spacing = math.pi / ob
-    if refine:
+    maxima = _local_maxima(grid).reshape(n_pairs, -1)
+    k = min(candidates, flat.shape[-1])
+    ar = torch.arange(n_pairs, device=grid.device)
+    if refine and reference:  # the best peak first, then the candidates distinct from it
         r1, c1 = _refine(h64, r1, spacing=spacing)
-    # distinct local maxima: at least `separation` from the best rotation
-    cos_sep = math.cos(separation)
-    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)  # cos of the angle
-    distinct = cos_d <= cos_sep
-    peaks = _local_maxima(grid).reshape(n_pairs, -1) & distinct
-    no_peak = ~peaks.any(-1)  # e.g. a monotone shoulder: fall back to the best distinct point
-    pick = torch.where(no_peak[:, None], distinct, peaks)
-    masked = torch.where(pick, flat, torch.full_like(flat, -math.inf))
-    k = min(candidates, masked.shape[-1])
-    cv, ci = masked.topk(k, dim=-1)  # (N, k)
+        cv, ci = _second_candidates(flat, maxima, rots, r1, separation, k)
+        rr, rc = _refine(h64.repeat_interleave(k, 0), rots[ci].reshape(-1, 3, 3), spacing=spacing)
+        rr, rc = rr.reshape(n_pairs, k, 3, 3), rc.reshape(n_pairs, k)
+    elif refine:
+        r1, c1, cv, ci, rr, rc = _refine_together(h64, flat, maxima, rots, r1, separation, k, spacing,
+                                                  bw <= MAX_SERIES_BANDWIDTH)
+    else:
+        cv, ci = _second_candidates(flat, maxima, rots, r1, separation, k)
     cr = rots[ci]  # (N, k, 3, 3)
     if refine:
-        rr, rc = _refine(h64.repeat_interleave(k, 0), cr.reshape(-1, 3, 3), spacing=spacing)
-        rr, rc = rr.reshape(n_pairs, k, 3, 3), rc.reshape(n_pairs, k)
         # a candidate that climbed back to the best peak is not a distinct peak
         stays = SO3.geodesic_distance(rr, r1[:, None], check=False) >= separation
         rc_ok = torch.where(stays & torch.isfinite(cv), rc, torch.full_like(rc, -math.inf))
         j = rc_ok.argmax(-1)
         ok = torch.isfinite(rc_ok.gather(-1, j[:, None])[:, 0])
-        ar = torch.arange(n_pairs, device=grid.device)
         r2 = torch.where(ok[:, None, None], rr[ar, j], cr[:, 0])
         c2 = torch.where(ok, rc_ok[ar, j], cv[:, 0])
     else:
