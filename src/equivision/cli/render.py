@@ -24,6 +24,9 @@ def render(
     channels: str = typer.Option("shading,silhouette,depth", "--channels",
                                  help="Comma-separated channels, in order: shading, silhouette, depth."),
     array: Path | None = typer.Option(None, "--array", help="Also save the images (N, C, H, W) as .npy."),
+    tensors: Path | None = typer.Option(None, "--tensors", help="Also save the first view exactly as a "
+                                        ".safetensors image file with its channel names and pose, the "
+                                        "lossless input of 'equivision pose'."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Render a mesh in one or more poses: grey shading, silhouette and depth (docs/render.md).
@@ -58,16 +61,23 @@ def render(
         rots = torch.stack([parse_rotation(r) for r in rotation])
     else:
         rots = torch.eye(3, dtype=torch.float64)[None]
-    check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--array", array, (".npy",))],
+    check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--array", array, (".npy",)),
+                   OutputSpec("--tensors", tensors, (".safetensors",))],
                   overwrite=overwrite, inputs=[mesh])
     m = load_mesh(mesh, dtype=torch.float64)  # float64: the centring keeps far-off meshes exact
     check_mesh_area(m, str(mesh))
     images = render_views(m, rots, size=size, channels=chans)
-    with atomic_paths([out] if array is None else [out, array], overwrite=overwrite) as tmps:
+    extra = [p for p in (array, tensors) if p is not None]
+    with atomic_paths([out, *extra], overwrite=overwrite) as tmps:
         save_image_grid(tmps[0], images)
         if array is not None:
             with open(tmps[1], "wb") as f:
                 np.save(f, images.numpy())
+        if tensors is not None:
+            from equivision.io.images import write_image_tensors
+
+            pose = ",".join(f"{float(v):.17g}" for v in rots[0].reshape(-1))
+            write_image_tensors(tmps[-1], images[0], chans, {"rotation": pose})
     n = images.shape[0]
     console.print(
         f"rendered {n} view{'s' if n != 1 else ''} of {len(m.faces)} faces at {size}×{size} "
