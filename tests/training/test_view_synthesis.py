@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from equivision.cli.synthesize import GIF_FRAME_MS, _save_gif
 from equivision.data.procedural import make_shape
 from equivision.errors import CheckpointError, ConfigError, ShapeError
 from equivision.groups import SO3
@@ -228,3 +229,100 @@ def test_config_checks(views, embedder_run) -> None:
     with pytest.raises(ConfigError, match="4 maps at bandwidth 4"):
         teacher.datasets(teacher.config_cls(train_views=str(views), eval_views=str(views),
                                             model=SphereToImageConfig(**{**DECODER, "in_channels": 8})))
+
+
+@pytest.fixture(scope="module")
+def decoder_run(views, embedder_run, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("vs") / "decoder"
+    task = {"train_views": str(views), "eval_views": str(views), "embedder": str(embedder_run),
+            "model": DECODER}
+    train(get_task("view-synthesis"), {"train": _train_cfg(2), "task": task}, run, console=None)
+    return run
+
+
+def test_gif_has_one_frame_per_image(tmp_path) -> None:
+    from PIL import Image
+
+    frames = torch.rand(36, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    _save_gif(tmp_path / "a.gif", frames)
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames == 36 and im.size == (34, 16)
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str]:
+    from equivision.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_cli_writes_views_grid_and_gif(tmp_path, capsys, views, decoder_run) -> None:
+    from PIL import Image
+
+    from equivision.figures.images import save_image_grid
+
+    view = tmp_path / "view.png"
+    save_image_grid(view, ViewDataset(views)[0][0][None])  # the layout `equivision render` writes
+    code, err = _cli(capsys, "synthesize", str(view), "--model", str(decoder_run),
+                     "-r", "axis-angle 0,0,1 90", "-r", "identity", "-o", str(tmp_path / "new.png"))
+    assert code == 0, err
+    with Image.open(tmp_path / "new.png") as im:
+        assert im.size == (4 * 64 + 3 * 2, 64)  # 2 views × 2 channels in one row
+    code, err = _cli(capsys, "synthesize", str(view), "--model", str(decoder_run), "--views", "3",
+                     "-o", str(tmp_path / "grid.png"), "--gif", str(tmp_path / "t.gif"))
+    assert code == 0, err
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == (6 * 64 + 5 * 2, 2 * 64 + 2)
+    with Image.open(tmp_path / "t.gif") as im:
+        # Pillow merges equal consecutive frames (a barely trained decoder makes some): the
+        # total duration still counts 36 frames
+        total = 0
+        for k in range(im.n_frames):
+            im.seek(k)
+            total += im.info["duration"]
+        assert total == 36 * GIF_FRAME_MS and im.size == (2 * 64 + 2, 64)
+    # the same outputs again: refused without --overwrite, replaced with it
+    again = ["synthesize", str(view), "--model", str(decoder_run), "-o", str(tmp_path / "new.png")]
+    code, err = _cli(capsys, *again)
+    assert code == 2 and err.count("\n") == 1 and "exists" in err
+    code, err = _cli(capsys, *again, "--overwrite")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["-r", "axis-angel 0,0,1 90", "-o", "{tmp}/a.png"], "accepted forms"),
+    (["-r", "axis-angle 0,0,1", "-o", "{tmp}/a.png"], "takes 4 numbers"),
+    (["-r", "identity", "--views", "4", "-o", "{tmp}/a.png"], "not both"),
+    ([], "--gif"),
+    (["-o", "{tmp}/a.jpg"], ".png"),
+    (["--views", "0", "-o", "{tmp}/a.png"], "--views"),
+    (["--model", "no_such_decoder", "-o", "{tmp}/a.png"], "no_such_decoder"),
+    (["--model", "{embedder}", "-o", "{tmp}/a.png"], "sphere_to_image"),
+])
+def test_cli_bad_input_one_line(tmp_path, capsys, views, decoder_run, embedder_run, args, match) -> None:
+    from equivision.figures.images import save_image_grid
+
+    view = tmp_path / "view.png"
+    save_image_grid(view, ViewDataset(views)[0][0][None])
+    argv = [a.format(tmp=tmp_path, embedder=embedder_run) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", str(decoder_run)]
+    code, err = _cli(capsys, "synthesize", str(view), *argv)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error:") and match in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.png"]  # nothing written
+
+
+def test_cli_bad_view_files(tmp_path, capsys, views, decoder_run) -> None:
+    from equivision.figures.images import save_image_grid
+
+    small = tmp_path / "small.png"
+    save_image_grid(small, ViewDataset(views)[0][0][None, :2])  # 2 channels where 3 are read
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    cases = ((small, "3 channel(s)"), (broken, "not a readable PNG"), (tmp_path / "none.png", "no such"))
+    for path, match in cases:
+        code, err = _cli(capsys, "synthesize", str(path), "--model", str(decoder_run),
+                         "-o", str(tmp_path / "o.png"))
+        assert code == 2 and err.count("\n") == 1 and match in err, err
+        assert not (tmp_path / "o.png").exists()
