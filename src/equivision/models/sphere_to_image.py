@@ -2,9 +2,9 @@
 back to an image, ``Γ(Ψ(I)) ≈ I``. A novel view of the object rotated by ``Q`` is then
 ``Γ(Q·Ψ(I))``, the rotation applied to the embedding (:mod:`equivision.pipelines.synthesize`).
 
-Encoder: a ``3 × 3`` convolution, then stages of 2 residual layers on the Driscoll–Healy grid
-(circular padding in azimuth, zeros at the poles), each stage ending with a ``2 × 2`` average
-pool, channels doubling from ``width`` to at most ``max_width``, down to ``4 × 4``; flattened
+Encoder: a ``3 × 3`` convolution, then stages of a ``2 × 2`` average pool and 2 residual
+layers on the Driscoll–Healy grid (circular padding in azimuth, zeros at the poles), channels
+doubling from ``width`` to at most ``max_width``, down to ``4 × 4``; flattened
 to a ``code_dim`` vector. Decoder (:class:`ImageDecoder`, shared with the non-equivariant
 baseline): a linear layer to a ``max_width × 4 × 4`` map, residual transposed-convolution
 blocks doubling it up to ``image_size``, a ``3 × 3`` read-out to ``out_channels`` images with
@@ -126,8 +126,9 @@ class SphereToImage(nn.Module):
         size = 2 * cfg.bandwidth
         while size > 4:
             c_out = min(2 * c, cfg.max_width)
-            # average pooling by 2 keeps the azimuthal period (2b is even at every stage)
-            layers += [_SphereResLayer(c, c_out), _SphereResLayer(c_out, c_out), nn.AvgPool2d(2)]
+            # each stage starts by halving the grid (as the image encoder's strided layers do):
+            # average pooling by 2 keeps the azimuthal period, 2b being even at every stage
+            layers += [nn.AvgPool2d(2), _SphereResLayer(c, c_out), _SphereResLayer(c_out, c_out)]
             c, size = c_out, size // 2
         self.encoder = nn.Sequential(*layers)
         self.enc_out = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
