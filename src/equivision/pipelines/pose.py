@@ -191,8 +191,8 @@ class PoseEstimator:
              device: str = "cpu") -> PoseEstimator:
         """The image network ``model`` (packaged name or run folder of ``equivision train
         image-to-sphere``) and its teacher: ``teacher``/``layer`` when given, else the ones its
-        templates file records, else those of the view dataset it was trained on (loaded when
-        a mesh is first embedded). A missing packaged model is a one-line
+        templates file records, else those of the view dataset it was trained on; the network's
+        maps are checked against that layer's at once. A missing packaged model is a one-line
         :class:`~equivision.errors.UnknownModelError`."""
         from equivision.models import load
 
@@ -219,7 +219,7 @@ class PoseEstimator:
                   temps, name=str(model))
         est._teacher_ref = teacher if teacher is not None else teacher_info.get("name")
         est._device = device
-        if teacher is not None:  # an explicit teacher is checked at once
+        if est._teacher_ref is not None:  # checked at once, so that no answer comes from a mismatch
             est.get_teacher()
         return est
 
