@@ -149,8 +149,8 @@ def _figures(figure: Path | None, render_out: Path | None, overwrite: bool, est:
         r = render_views(mesh, res.rotation.double()[None], size=est.image_size, channels=["shading"])
         views.append(("mesh in the found pose", r[0, 0]))
     caption = (f"{out['angle_deg']:.1f}° about ({', '.join(f'{v:+.2f}' for v in out['axis'])})\n"
-               f"ZYZ {', '.join(f'{v:.0f}' for v in out['euler_zyz_deg'])}°  conf {out['confidence']:.2f}"
-               + ("  symmetric" if out["symmetric"] else ""))
+               f"ZYZ {', '.join(f'{v:.0f}' for v in out['euler_zyz_deg'])}°\n"
+               f"confidence {out['confidence']:.2f}" + (", symmetric" if out["symmetric"] else ""))
     targets = [p for p in (figure, render_out) if p is not None]
     with atomic_paths(targets, overwrite=overwrite) as tmps:
         for tmp in tmps:

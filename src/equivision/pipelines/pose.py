@@ -161,6 +161,19 @@ def _model_record(model: str) -> dict[str, Any]:
     return json.loads(meta.read_text()).get("config") or {}
 
 
+def _find_manifest(views: str, model: Path) -> Path | None:
+    """The training view dataset's manifest: a relative path was relative to where training
+    ran, which is not recorded, so the working folder and the run folder's ancestors are tried."""
+    v = Path(views)
+    tries = [v]
+    if not v.is_absolute() and model.is_dir():
+        tries += [a / v for a in model.resolve().parents]
+    for t in tries:
+        if (t / "manifest.json").is_file():
+            return t / "manifest.json"
+    return None
+
+
 @dataclass
 class PoseEstimator:
     """An image network with the teacher whose maps it imitates.
@@ -212,8 +225,8 @@ class PoseEstimator:
         elif templates is not None:
             raise DataNotAvailableError(f"templates file {tpath} does not exist")
         if not teacher_info and task.get("train_views"):
-            mpath = Path(task["train_views"]) / "manifest.json"
-            if mpath.is_file():
+            mpath = _find_manifest(str(task["train_views"]), Path(model))
+            if mpath is not None:
                 teacher_info = json.loads(mpath.read_text()).get("teacher") or {}
         est = cls(net, chans, int(net.cfg.image_size), None, layer or teacher_info.get("layer"),
                   temps, name=str(model))
