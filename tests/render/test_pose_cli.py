@@ -215,3 +215,22 @@ def test_a_run_folder_model_with_templates_made_beside_it(run, env, tmp_path) ->
     code, out, err = run(a, "--category", "thing", "--model", tmp_path / "run", "--json")
     assert code == 0, err
     assert json.loads(out)["mode"] == "category"
+
+
+def test_mesh_of_another_scale_gives_the_same_pose_and_bad_meshes_are_refused(run, env, tmp_path) -> None:
+    a = _render(run, env, tmp_path / "a.safetensors", "axis-angle 1,1,0 50")
+    m = _mesh()
+    save_mesh(Mesh(m.vertices.double() * 300 + torch.tensor([5e3, 0, -2e3], dtype=torch.float64), m.faces),
+              tmp_path / "big.ply")
+    answers = []
+    for mesh in (env["mesh"], tmp_path / "big.ply"):
+        code, out, err = run(a, "--mesh", mesh, "--model", "tiny3", "--json")
+        assert code == 0, err
+        answers.append(np.array(json.loads(out)["matrix"]))
+    np.testing.assert_allclose(answers[0], answers[1], atol=1e-2)
+    flat = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]], np.float64)
+    save_mesh(Mesh(torch.tensor(flat), torch.tensor([[0, 1, 2], [1, 2, 3]])), tmp_path / "line.ply")
+    code, _, err = run(a, "--mesh", tmp_path / "line.ply", "--model", "tiny3")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    code, _, err = run(a, "--mesh", tmp_path / "none.ply", "--model", "tiny3")
+    _one_error(code, err, "none.ply")
