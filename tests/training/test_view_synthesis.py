@@ -374,3 +374,23 @@ def _task_embedder(run: Path) -> str:
     import json
 
     return json.loads((run / "config.json").read_text())["task"]["embedder"]
+
+
+def test_modelnet10_configs_parse_and_sizes_match() -> None:
+    import json
+
+    from equivision.models import build_model, count_parameters
+    from equivision.training.config import build_run_config
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    cfgs = {}
+    names = ("view_synthesis_modelnet10", "view_synthesis_teacher_modelnet10", "view_baseline_modelnet10")
+    for name in names:
+        data = json.loads((root / f"{name}.json").read_text())
+        task = get_task(data.pop("task_name"))
+        cfgs[name] = build_run_config(task.name, task.config_cls, data).task
+    i2s = json.loads((root / "image_to_sphere_modelnet10.json").read_text())["task"]["model"]
+    pair = count_parameters(build_model("image_to_sphere", i2s)) + count_parameters(
+        build_model("sphere_to_image", cfgs["view_synthesis_modelnet10"].model))
+    base = count_parameters(build_model("view_baseline", cfgs["view_baseline_modelnet10"].model))
+    assert abs(base / pair - 1) < 0.05, (base, pair)
