@@ -175,6 +175,11 @@ def test_view_synthesis_trains_and_loads(tmp_path, views, embedder_run) -> None:
     assert s.input_channels == ["shading", "silhouette", "depth"]
     out = s(ViewDataset(views)[0][0], turntable_rotations(2))
     assert out.shape == (4, 2, 64, 64)
+    # `equivision eval` builds the datasets (and with them the embedder) without building the model
+    from equivision.training.trainer import evaluate_run
+
+    step, metrics = evaluate_run("view-synthesis", run)
+    assert step == 6 and metrics["l1"] == pytest.approx(l1[-1], rel=1e-4)
 
 
 def test_teacher_and_baseline_tasks_train(tmp_path, views) -> None:

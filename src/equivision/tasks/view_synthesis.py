@@ -227,6 +227,7 @@ class ViewSynthesisTask(Task):
 
     config_cls = ViewSynthesisTaskConfig
     model_name = "sphere_to_image"
+    description = "Decoder from a frozen image network's spherical embedding back to the view (L1)"
     best_metric, best_mode = "l1", "min"
     _embedder: nn.Module | None = None
     _targets: tuple[str, ...] = ()
@@ -264,6 +265,7 @@ class ViewSynthesisTeacherTask(Task):
 
     config_cls = ViewSynthesisTeacherTaskConfig
     model_name = "sphere_to_image"
+    description = "Decoder from the teacher's spherical maps of a view back to the view (L1)"
     best_metric, best_mode = "l1", "min"
     _targets: tuple[str, ...] = ()
 
@@ -288,6 +290,7 @@ class ViewBaselineTask(Task):
 
     config_cls = ViewBaselineTaskConfig
     model_name = "view_baseline"
+    description = "Non-equivariant novel-view baseline: view and relative rotation to another view (L1)"
     best_metric, best_mode = "l1", "min"
     _targets: tuple[str, ...] = ()
 
