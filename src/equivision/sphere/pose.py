@@ -81,10 +81,13 @@ _grid_rotations = TableCache(_build_grid_rotations, maxsize=4)
 def _local_maxima(grid: Tensor) -> Tensor:
     """Mask ``(N, n, n, n)`` of the points of an SO(3) grid ``[α, β, γ]`` that are at least their
     26 neighbours: α and γ wrap around, β does not (its ends are not neighbours)."""
-    x = grid[:, None]
-    x = F.pad(x, (1, 1, 0, 0, 1, 1), mode="circular")  # γ (last), α (first) wrap
-    x = F.pad(x, (0, 0, 1, 1, 0, 0), value=-math.inf)  # β ends
-    return grid >= F.max_pool3d(x, 3, stride=1)[:, 0]
+    # the 27-point maximum as three 3-point maxima, one axis at a time (max_pool3d on float64
+    # took most of the time of this search)
+    m = torch.maximum(grid, torch.maximum(grid.roll(1, 1), grid.roll(-1, 1)))  # α wraps
+    m = torch.maximum(m, torch.maximum(m.roll(1, 3), m.roll(-1, 3)))  # γ wraps
+    lo = F.pad(m[:, :, :-1], (0, 0, 1, 0), value=-math.inf)  # β does not
+    hi = F.pad(m[:, :, 1:], (0, 0, 0, 1), value=-math.inf)
+    return grid >= torch.maximum(m, torch.maximum(lo, hi))
 
 
 def _second_candidates(flat: Tensor, maxima: Tensor, rots: Tensor, r1: Tensor, separation: float,
@@ -113,9 +116,15 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
     candidates (N, k, 3, 3), their C (N, k))``."""
     n_pairs = r1.shape[0]
     ar = torch.arange(n_pairs, device=r1.device)
-    extra = min(k + 2, flat.shape[-1])
-    _, li = _second_candidates(flat, maxima, rots, r1, max(separation - 2 * spacing, 1e-3), extra)
-    start = torch.cat([r1[:, None], rots[li]], 1)  # (N, 1 + extra, 3, 3), pair-major
+    # the candidates of the grid point, and the best maxima within a grid spacing of the
+    # separation from it: those that may count as distinct, or not, once r1 has moved
+    _, li = _second_candidates(flat, maxima, rots, r1, separation, k)
+    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)
+    near = maxima & (cos_d <= math.cos(max(separation - spacing, 0.0)))
+    near &= cos_d > math.cos(min(separation + spacing, math.pi))
+    edge = torch.where(near, flat, torch.full_like(flat, -math.inf)).topk(min(2, flat.shape[-1]), dim=-1)[1]
+    li = torch.cat([li, edge], -1)
+    start = torch.cat([r1[:, None], rots[li]], 1)  # (N, 1 + k + 2, 3, 3), pair-major
     per = start.shape[1]
     t = correlation_series(h) if series else None
 
@@ -133,7 +142,7 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
     rr, rc = rr.reshape(n_pairs, per, 3, 3), rc.reshape(n_pairs, per)
     r1, c1 = rr[:, 0], rc[:, 0]
     cv, ci = _second_candidates(flat, maxima, rots, r1, separation, k)
-    match = ci[:, :, None] == li[:, None, :]  # (N, k, extra)
+    match = ci[:, :, None] == li[:, None, :]  # (N, k, k + 2)
     pos = match.to(torch.int8).argmax(-1)
     out_r, out_c = rr[:, 1:][ar[:, None], pos], rc[:, 1:][ar[:, None], pos]
     missing = ~match.any(-1) & torch.isfinite(cv)  # an unused slot (-inf) needs no climb
