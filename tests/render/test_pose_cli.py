@@ -163,6 +163,8 @@ def test_bad_inputs_exit_2_with_one_line(run, env, tmp_path) -> None:
         ((tmp_path / "empty.safetensors", a), "empty"),
         ((tmp_path / "wide.png", tmp_path / "wide.png", "--model", "tiny1"), "square"),
         ((a, a, "--model", "tiny_b8"), "bandwidth 8"),
+        ((a, a, "--model", "tiny3", "--teacher", TEACHER, "--layer", "stage2"), "64 channels at bandwidth 8"),
+        ((a, a, "--model", "tiny3", "--teacher", TEACHER), "needs --layer"),
         ((a, a, "--model", "image_to_sphere_modelnet10"), "image_to_sphere_modelnet10"),
         ((a, a, "--model", "tiny3", "--mesh", env["mesh"]), "exactly one of"),
         ((a, "--model", "tiny3"), "exactly one of"),
