@@ -217,3 +217,18 @@ def test_classify_with_a_packaged_point_model(trained_run, capsys, tmp_path, mon
     assert code == 0, err
     by_run = _classify(capsys, str(cloud), "--model", str(d / "run"), "--json")[1]
     assert json.loads(out) == json.loads(by_run)
+
+
+def test_compile_model_trains_the_plain_module():
+    from equivision.training import get_task
+
+    task = get_task("modelnet-vn-pointnet")
+    plain = task.build_model(VNPointNetTaskConfig(model=VNPointNetConfig(**TINY_MODEL)))
+    assert task._forward(plain) is plain  # off by default
+    cfg = VNPointNetTaskConfig(model=VNPointNetConfig(**TINY_MODEL), compile_model=True)
+    model = task.build_model(cfg)
+    wrapped = task._forward(model)
+    assert wrapped is not model and isinstance(wrapped, torch.nn.Module)
+    # checkpoints hold the plain module's names, loadable without torch.compile
+    assert not any(k.startswith("_orig_mod") for k in model.state_dict())
+    assert task._forward(plain) is plain  # another module is not routed through it

@@ -61,8 +61,13 @@ def check_vector_features(x: Tensor, name: str = "x", channels: int | None = Non
 
 
 def _mix(x: Tensor, weight: Tensor) -> Tensor:
-    """``W V`` over the channel axis: ``weight (C', C)``, ``x (B, C, 3[, N])`` → ``(B, C', 3[, N])``."""
-    return torch.movedim(torch.movedim(x, 1, -1) @ weight.t(), -1, 1)
+    """``W V`` over the channel axis: ``weight (C', C)``, ``x (B, C, 3[, N[, K]])`` →
+    ``(B, C', 3[, N[, K]])``."""
+    # one (C', C) @ (C, 3·N·K) product per sample: the output comes out contiguous, so the
+    # elementwise work after it (norms, projections, batch norm) runs on dense memory
+    b, c = x.shape[:2]
+    out = torch.bmm(weight.expand(b, -1, -1), x.reshape(b, c, -1))
+    return out.reshape(b, weight.shape[0], *x.shape[2:])
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -91,12 +96,54 @@ class VNLinear(nn.Module):
         return f"{self.in_channels}, {self.out_channels}"
 
 
-def _leaky_project(q: Tensor, k: Tensor, negative_slope: float, eps: float) -> Tensor:
+def _leaky_project_reference(q: Tensor, k: Tensor, negative_slope: float, eps: float) -> Tensor:
     """The paper's equation: ``q`` where ``⟨q, k⟩ ≥ 0``, else ``q − ⟨q, k⟩/(|k|² + ε) k``,
-    then ``α q + (1 − α) ·`` that."""
+    then ``α q + (1 − α) ·`` that, differentiated by autograd (the oracle of
+    :class:`_LeakyProject`)."""
     # the same map in one pass over q: α q + (1 − α) relu = q − (1 − α) min(⟨q, k⟩, 0)/(|k|² + ε) k
     coef = _dot(q, k).clamp(max=0) / (_dot(k, k) + eps)
     return q - ((1 - negative_slope) * coef) * k
+
+
+class _LeakyProject(torch.autograd.Function):
+    """:func:`_leaky_project_reference` with a hand-written backward: with ``s = ⟨q, k⟩``,
+    ``t = |k|² + ε``, ``c = (1 − α) min(s, 0)/t``, ``m = (1 − α) [s ≤ 0]/t``, ``out = q − c k``
+    and ``γ = ⟨g, k⟩`` for the output gradient ``g``:
+    ``∂q = g − m γ k``, ``∂k = −c g − m γ q + 2 γ c/t · k``.
+    It saves ``q``, ``k`` and the small ``(…, 1, …)`` factors instead of every intermediate of
+    autograd's graph, and does a few passes over the big tensors where autograd does a dozen:
+    the edge layers' ``(B, C, 3, N, K)`` tensors make this most of a VN model's step."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, negative_slope: float, eps: float) -> Tensor:  # type: ignore[override]
+        s = _dot(q, k)
+        t = _dot(k, k) + eps
+        keep = 1 - negative_slope
+        c = keep * s.clamp(max=0) / t
+        # the reference's clamp passes the gradient at s = 0 too
+        m = (s <= 0).to(q.dtype) * (keep / t)
+        ctx.save_for_backward(q, k, c, m, t)
+        return q - c * k
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:  # type: ignore[override]
+        q, k, c, m, t = ctx.saved_tensors
+        gamma = _dot(g, k)
+        mg = m * gamma
+        grad_q = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_q = g - mg * k
+        if ctx.needs_input_grad[1]:
+            grad_k = (2 * gamma * c / t) * k - c * g - mg * q
+        return grad_q, grad_k, None, None
+
+
+def _leaky_project(q: Tensor, k: Tensor, negative_slope: float, eps: float) -> Tensor:
+    """The VN leaky ReLU's map (:func:`_leaky_project_reference`), by :class:`_LeakyProject`;
+    ``k (B, 1, 3, …)`` (a shared direction) is broadcast over ``q``'s channels first."""
+    if k.shape != q.shape:
+        k = k.expand_as(q)
+    return _LeakyProject.apply(q, k, negative_slope, eps)
 
 
 class VNLeakyReLU(nn.Module):

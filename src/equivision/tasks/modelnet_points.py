@@ -84,6 +84,9 @@ class _PointFields:
     max_test_per_class: int = 0
     cache_dir: str = "runs/modelnet-points"
     classes: list[str] = field(default_factory=list)
+    compile_model: bool = False
+    """Train through ``torch.compile`` (the same maths, fused into C++ loops: about 3x faster
+    per VN step on a CPU, after a first step of a minute or two that compiles)."""
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
@@ -176,6 +179,19 @@ def _clouds(split: str, n_points: int, sample_seed: int, cap: int, cache_dir: st
 
 class _PointTask(Task):
     best_metric, best_mode = "accuracy", "max"
+    _compiled: tuple[torch.nn.Module, torch.nn.Module] | None = None
+
+    def build_model(self, cfg: _PointFields) -> torch.nn.Module:
+        model = super().build_model(cfg)
+        # the compiled wrapper shares the module's parameters, so checkpoints hold the plain
+        # module's state dict and load without torch.compile
+        self._compiled = (model, torch.compile(model)) if cfg.compile_model else None
+        return model
+
+    def _forward(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self._compiled is not None and self._compiled[0] is model:
+            return self._compiled[1]
+        return model
 
     def datasets(self, cfg: _PointFields) -> tuple[Dataset, Dataset]:
         train_kind, test_kind = cfg.protocol.split("-")
@@ -187,7 +203,7 @@ class _PointTask(Task):
 
     def loss(self, model: torch.nn.Module, batch) -> tuple[Tensor, dict[str, Tensor]]:
         x, y = batch
-        logits = model(x)
+        logits = self._forward(model)(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean() * 100
         return loss, {"accuracy": acc.detach()}
