@@ -192,6 +192,9 @@ class PoseEstimator:
     templates: dict[str, Tensor] = field(default_factory=dict)
     out_bandwidth: int | None = None
     name: str = "model"
+    # what load() found for a teacher that is loaded on first use: a name, run folder or module
+    _teacher_ref: Any = field(default=None, init=False, repr=False)
+    _device: str = field(default="cpu", init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.teacher is not None:
@@ -236,8 +239,6 @@ class PoseEstimator:
             est.get_teacher()
         return est
 
-    _teacher_ref: Any = None
-    _device: str = "cpu"
 
     def get_teacher(self) -> nn.Module:
         """The teacher, loaded on first use and checked against the network."""
