@@ -178,6 +178,12 @@ def test_bad_inputs_exit_2_with_one_line(run, env, tmp_path) -> None:
         _one_error(code, err, match)
     code, _, err = run(a, "--category", "thing", "--model", "tiny1")
     _one_error(code, err, "no category templates")
+    # templates given by file work for another network of the same maps; a missing file does not
+    code, out, err = run(a, "--category", "thing", "--model", "tiny1", "--templates",
+                         env["pre"] / "tiny3.templates.safetensors", "--json")
+    assert code == 0 and json.loads(out)["mode"] == "category", err
+    code, _, err = run(a, "--category", "thing", "--model", "tiny1", "--templates", tmp_path / "no.st")
+    _one_error(code, err, "does not exist")
 
 
 def test_outputs_are_checked_first_and_kept_without_overwrite(run, env, tmp_path) -> None:
