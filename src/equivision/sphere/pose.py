@@ -90,12 +90,19 @@ def _local_maxima(grid: Tensor) -> Tensor:
     return grid >= torch.maximum(m, torch.maximum(lo, hi))
 
 
+def _cos_angle(r: Tensor, rots: Tensor) -> Tensor:
+    """``cos`` of the geodesic angle ``(N, G)`` between rotations ``r (N, 3, 3)`` and ``rots (G, 3, 3)``:
+    ``(tr(rᵀ g) − 1) / 2``, the trace as one matrix product."""
+    tr = r.reshape(-1, 9) @ rots.reshape(-1, 9).t()
+    return (0.5 * (tr - 1)).clamp(-1, 1)
+
+
 def _second_candidates(flat: Tensor, maxima: Tensor, rots: Tensor, r1: Tensor, separation: float,
-                       k: int) -> tuple[Tensor, Tensor]:
+                       k: int, cos_d: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The ``k`` highest grid local maxima at least ``separation`` from ``r1 (N, 3, 3)``: values
     and flat indices ``(N, k)`` (``-inf`` where there are fewer); the best distinct grid points
     where there is no distinct maximum (e.g. a monotone shoulder)."""
-    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)  # cos of the angle
+    cos_d = _cos_angle(r1, rots) if cos_d is None else cos_d
     distinct = cos_d <= math.cos(separation)
     peaks = maxima & distinct
     no_peak = ~peaks.any(-1)
@@ -118,8 +125,8 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
     ar = torch.arange(n_pairs, device=r1.device)
     # the candidates of the grid point, and the best maxima within a grid spacing of the
     # separation from it: those that may count as distinct, or not, once r1 has moved
-    _, li = _second_candidates(flat, maxima, rots, r1, separation, k)
-    cos_d = (0.5 * (torch.einsum("nij,gij->ng", r1, rots) - 1)).clamp(-1, 1)
+    cos_d = _cos_angle(r1, rots)
+    _, li = _second_candidates(flat, maxima, rots, r1, separation, k, cos_d)
     near = maxima & (cos_d <= math.cos(max(separation - spacing, 0.0)))
     near &= cos_d > math.cos(min(separation + spacing, math.pi))
     edge = torch.where(near, flat, torch.full_like(flat, -math.inf)).topk(min(2, flat.shape[-1]), dim=-1)[1]
