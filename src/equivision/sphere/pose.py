@@ -114,10 +114,12 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
                      k: int, spacing: float, series: bool) -> tuple[Tensor, ...]:
     """The refinement of the best grid point ``r1 (N, 3, 3)`` and of the second-peak candidates
     in one climb (one evaluation per step for all of them), with the result of the sequential
-    order: the candidates depend on the *refined* best rotation, so the climb takes the
-    candidates distinct from the grid point by a margin less, and a few more; afterwards the
-    exact candidates (:func:`_second_candidates` of the refined rotation) are looked up among
-    them, and the rare ones that are missing are refined on their own.
+    order: the candidates depend on the *refined* best rotation, so the climb takes those of
+    the grid point and the (at most two) highest maxima within a grid spacing of the
+    separation from it; afterwards the exact candidates (:func:`_second_candidates` of the
+    refined rotation) are looked up among them, and those missing (e.g. where there is no
+    distinct maximum, so that the candidates are the points at the separation) are refined
+    on their own.
 
     Returns ``(R₁ (N, 3, 3), C₁ (N,), candidate values (N, k), indices (N, k), refined
     candidates (N, k, 3, 3), their C (N, k))``."""
@@ -129,9 +131,9 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
     _, li = _second_candidates(flat, maxima, rots, r1, separation, k, cos_d)
     near = maxima & (cos_d <= math.cos(max(separation - spacing, 0.0)))
     near &= cos_d > math.cos(min(separation + spacing, math.pi))
-    edge = torch.where(near, flat, torch.full_like(flat, -math.inf)).topk(min(2, flat.shape[-1]), dim=-1)[1]
-    li = torch.cat([li, edge], -1)
-    start = torch.cat([r1[:, None], rots[li]], 1)  # (N, 1 + k + 2, 3, 3), pair-major
+    e_val, edge = torch.where(near, flat, torch.full_like(flat, -math.inf)).topk(min(2, flat.shape[-1]))
+    li = torch.cat([li, edge[:, :int(torch.isfinite(e_val).sum(-1).max())]], -1)  # (N, k … k + 2)
+    start = torch.cat([r1[:, None], rots[li]], 1)  # pair-major
     per = start.shape[1]
     t = correlation_series(h) if series else None
 
@@ -149,7 +151,7 @@ def _refine_together(h: Tensor, flat: Tensor, maxima: Tensor, rots: Tensor, r1: 
     rr, rc = rr.reshape(n_pairs, per, 3, 3), rc.reshape(n_pairs, per)
     r1, c1 = rr[:, 0], rc[:, 0]
     cv, ci = _second_candidates(flat, maxima, rots, r1, separation, k)
-    match = ci[:, :, None] == li[:, None, :]  # (N, k, k + 2)
+    match = ci[:, :, None] == li[:, None, :]
     pos = match.to(torch.int8).argmax(-1)
     out_r, out_c = rr[:, 1:][ar[:, None], pos], rc[:, 1:][ar[:, None], pos]
     missing = ~match.any(-1) & torch.isfinite(cv)  # an unused slot (-inf) needs no climb
