@@ -59,9 +59,11 @@ MODEL_MODULES: list[str] = [
     "equivision.models.equirect_cnn",
     "equivision.models.gcnn",
     "equivision.models.vector_neurons",
+    "equivision.models.vn_global_field",
     "equivision.models.image_to_sphere",
     "equivision.models.sphere_to_image",
     "equivision.models.view_baseline",
+    "equivision.models.pose_regression",
 ]
 
 

@@ -79,11 +79,13 @@ from equivision.training.batches import batch_size_of, to_device
 TASK_MODULES: list[str] = [
     "equivision.training.toy",
     "equivision.tasks.recon",
+    "equivision.tasks.recon_vn_global",
     "equivision.tasks.shapes_sphere",
     "equivision.tasks.rotmnist",
     "equivision.tasks.modelnet_points",
     "equivision.tasks.image_to_sphere",
     "equivision.tasks.view_synthesis",
+    "equivision.tasks.pose_regression",
 ]
 
 Batch = Any
