@@ -9,7 +9,7 @@ dataset is the input (pose ``R₀``); for each angle (15°, 45°, 90°, 180°) a
 uniformly random axis, ``Q`` turns the object and the truth is the render of the mesh in pose
 ``Q·R₀`` (:func:`equivision.render.render_views`, the dataset's camera). Methods:
 
-* ``embedding``: ``Γ(Q·Ψ(I))`` (:func:`equivision.pipelines.synthesize.synthesize`);
+* ``embedding``: ``Γ(Q·Ψ(I))`` (:func:`equivision.models.synthesis.synthesize`);
 * ``input``: the input view itself (no change at all);
 * ``retrieval``: the training mesh of the *same class* whose canonical teacher maps are
   nearest (area-weighted L2) to the input's embedding turned back to the canonical pose,
@@ -122,9 +122,9 @@ def _paths(names: list[str], split: str) -> dict[str, Path]:
 
 
 def _task_config(source: str) -> dict[str, Any]:
-    from equivision.pipelines.synthesize import _run_config
+    from equivision.models.synthesis import run_config_of
 
-    return _run_config(source).get("task") or {}
+    return run_config_of(source).get("task") or {}
 
 
 def run(out: str | Path, *, embedder: str, decoder: str, baseline: str | None = None,
@@ -136,7 +136,7 @@ def run(out: str | Path, *, embedder: str, decoder: str, baseline: str | None = 
     from equivision.groups.spatial import SO3
     from equivision.io import OutputSpec, atomic_path, check_outputs, load_mesh
     from equivision.models import load
-    from equivision.pipelines.synthesize import decode_rotated, embed, load_synthesizer
+    from equivision.models.synthesis import decode_rotated, embed, load_synthesizer
     from equivision.render import render_views
     from equivision.sphere.rotate import rotate
     from equivision.tasks.views import ViewDataset

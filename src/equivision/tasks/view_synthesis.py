@@ -4,7 +4,7 @@
   ``Γ(Ψ(I)) ≈ I`` with an L1 loss on the images, its input the *frozen* image network's
   embedding of the same view (``embedder``: a run folder or packaged name of an
   ``image_to_sphere`` network, loaded in eval mode; the paper's choice). The embedding is
-  reduced to degrees ``< b`` first (:func:`~equivision.pipelines.synthesize.band_limit`),
+  reduced to degrees ``< b`` first (:func:`~equivision.models.synthesis.band_limit`),
   as every rotated embedding is at synthesis time.
 * ``view-synthesis-teacher``: the same decoder trained on the teacher's maps of the view
   (the dataset's targets, scaled by ``target_scale`` as the embedder was trained), to
@@ -246,7 +246,7 @@ class ViewSynthesisTask(Task):
     @torch.no_grad()
     def embed(self, image: Tensor) -> Tensor:
         """Band-limited embeddings ``(B, C, 2b, 2b)`` of images ``(B, K, S, S)``."""
-        from equivision.pipelines.synthesize import band_limit
+        from equivision.models.synthesis import band_limit
 
         if self._embedder is None:
             raise ConfigError("view-synthesis: the embedder is loaded with the datasets; "
