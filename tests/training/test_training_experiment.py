@@ -70,4 +70,4 @@ def test_main_runs_summarises_and_prints_reports(tmp_path, capsys):
     assert f"table of {tmp_path}" in out and f"extra of {tmp_path}" in out
     assert len(calls) == 1  # neither report ran the experiment
     assert main([], run, lambda out: "", reports) == 2
-    assert "--summary | --extra" in capsys.readouterr().out
+    assert "--summary | --extra" in capsys.readouterr().err
