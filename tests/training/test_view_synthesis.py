@@ -399,3 +399,17 @@ def test_modelnet10_configs_parse_and_sizes_match() -> None:
         build_model("sphere_to_image", cfgs["view_synthesis_modelnet10"].model))
     base = count_parameters(build_model("view_baseline", cfgs["view_baseline_modelnet10"].model))
     assert abs(base / pair - 1) < 0.05, (base, pair)
+
+
+def test_cli_default_model_missing_is_one_line(tmp_path, capsys, views) -> None:
+    from equivision.figures.images import save_image_grid
+    from equivision.models import list_pretrained
+    from equivision.pipelines.synthesize import DEFAULT_SYNTHESIS_MODEL
+
+    if DEFAULT_SYNTHESIS_MODEL in list_pretrained():
+        pytest.skip("the default decoder is packaged")
+    view = tmp_path / "view.png"
+    save_image_grid(view, ViewDataset(views)[0][0][None])
+    code, err = _cli(capsys, "synthesize", str(view), "-o", str(tmp_path / "a.png"))
+    assert code == 2 and err.count("\n") == 1 and "not packaged yet" in err and "--model" in err
+    assert not (tmp_path / "a.png").exists()
