@@ -10,6 +10,8 @@ import typer
 from equivision.cli.app import app, check_device, console, fail
 
 DEFAULT_RECONSTRUCTOR = "peif_default"
+#: Short names of the packaged fields: ``--model vn_global`` is ``vn_global_default``.
+MODEL_ALIASES = {"peif": "peif_default", "vn_global": "vn_global_default"}
 
 
 @app.command()
@@ -21,7 +23,8 @@ def reconstruct(
         DEFAULT_RECONSTRUCTOR,
         "--model",
         "-m",
-        help="Packaged pretrained name or a run folder of 'equivision train recon'.",
+        help="peif (the default, local patches), vn_global (one VN latent per cloud), a packaged "
+        "pretrained name, or a run folder of 'equivision train recon' / 'recon-vn-global'.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     precision: str = typer.Option(
@@ -34,7 +37,7 @@ def reconstruct(
     preview: Path | None = typer.Option(None, "--preview", help="Also write a PNG of input and result."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
-    """Reconstruct a surface with the pose-invariant PEIF field (no normals needed)."""
+    """Reconstruct a surface with a pose-equivariant displacement field (no normals needed)."""
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -47,7 +50,7 @@ def reconstruct(
         load_point_cloud,
         save_mesh,
     )
-    from equivision.models import load
+    from equivision.models import list_pretrained, load
     from equivision.pipelines.reconstruct import check_resolution
     from equivision.pipelines.reconstruct import reconstruct as run
 
@@ -61,7 +64,14 @@ def reconstruct(
     if precision not in dtypes:
         fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
-    net = load(model, model="peif", device=device)
+    from equivision.pipelines.reconstruct import check_field_model
+
+    name = MODEL_ALIASES.get(model, model)
+    if name != model and not Path(model).is_dir() and name not in list_pretrained():
+        fail(f"--model {model}: the packaged {name} is not installed; give a run folder of "
+             f"'equivision train {'recon' if model == 'peif' else 'recon-vn-global'}'")
+    net = load(model if Path(model).is_dir() else name, device=device)
+    check_field_model(net)  # by the network's type, whatever the checkpoint is named
     compute_dtype, why = dtypes[precision], ""
     if precision == "auto":  # measured before the clock starts; the line below says what it saw
         choice = auto_precision(net)

@@ -8,6 +8,7 @@ from equivision.geometry.normalize import (
     normalize_points,
     unit_box_transform,
 )
+from equivision.geometry.partial import half_space_crop, random_direction, sparse_noisy_resample
 from equivision.geometry.sampling import (
     add_gaussian_noise,
     face_areas_and_normals,
@@ -22,9 +23,12 @@ __all__ = [
     "denormalize_points",
     "face_areas_and_normals",
     "farthest_point_sampling",
+    "half_space_crop",
     "normalize_mesh",
     "normalize_points",
+    "random_direction",
     "sample_surface_poisson_disk",
     "sample_surface_uniform",
+    "sparse_noisy_resample",
     "unit_box_transform",
 ]

@@ -31,6 +31,8 @@ from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.geometry import denormalize_points, normalize_points
 from equivision.io.meshes import Mesh
+from equivision.models.peif import PEIFNet
+from equivision.models.vn_global_field import VNGlobalField
 from equivision.recon.extract import DisplacementFn, ExtractionStats, extract_mesh_udf
 from equivision.recon.frames import LocalFrames, cloud_frame
 from equivision.recon.patches import remove_duplicate_points
@@ -132,6 +134,20 @@ def reconstruct_with_field(
     )
 
 
+#: The networks :func:`reconstruct` accepts, by their registered model names.
+FIELD_MODELS: dict[str, type[nn.Module]] = {"peif": PEIFNet, "vn_global_field": VNGlobalField}
+
+
+def check_field_model(model: object) -> None:
+    """Refuse anything but a displacement-field network (by its type, whatever it was loaded
+    as): :class:`~equivision.errors.InvalidInputError` naming the accepted models."""
+    if not isinstance(model, tuple(FIELD_MODELS.values())):
+        raise InvalidInputError(
+            f"a {type(model).__name__} is not a reconstruction field; give a model of "
+            f"{' or '.join(FIELD_MODELS)} (a packaged name or a run folder of 'equivision train "
+            "recon' / 'recon-vn-global')")
+
+
 def reconstruct(
     points: Tensor,
     model: nn.Module,
@@ -143,7 +159,9 @@ def reconstruct(
     compute_dtype: torch.dtype | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
-    """Mesh of the surface sampled by ``points (N, 3)`` with a trained PEIF ``model``.
+    """Mesh of the surface sampled by ``points (N, 3)`` with a trained displacement field
+    ``model``: PEIF (local, patch by patch) or the VN global field (one latent per cloud);
+    which one is read from the model's type.
 
     The result follows the cloud's pose (rotate and translate the cloud, and the mesh moves
     the same way, to float rounding): the grid is aligned with the cloud's canonical frame
@@ -155,18 +173,27 @@ def reconstruct(
     CPU with native bfloat16 products (AMX / AVX-512 BF16) where a short benchmark measures it
     faster than float32 (:func:`equivision.recon.predict.auto_precision`; about 2x faster end to
     end at resolution 128 on an AMX Xeon, scores within the benchmark's noise, see docs/metrics.md),
-    ``torch.float32`` forces float32.
+    ``torch.float32`` forces float32 (the VN global field has only float32).
     """
+    check_field_model(model)
     if device is not None:
         model = model.to(device)
     model.eval()
     dev = next(model.parameters()).device
     k = int(model.cfg.k)  # type: ignore[union-attr]
 
-    def make_field(unit: Tensor) -> DisplacementFn:
-        cloud_dev = unit.to(dev, torch.float32)
-        fld = displacement_field(model, cloud_dev, batch_size=batch_size, compute_dtype=compute_dtype)
-        return lambda q: fld(q.to(dev, torch.float32)).cpu()
+    if isinstance(model, VNGlobalField):
+        if compute_dtype not in (None, torch.float32):
+            raise InvalidInputError("the VN global field runs in float32 only (no bfloat16 path)")
+
+        def make_field(unit: Tensor) -> DisplacementFn:
+            fld = model.displacement_field(unit.to(dev, torch.float32), batch_size=batch_size)
+            return lambda q: fld(q.to(dev, torch.float32)).cpu()
+    else:
+        def make_field(unit: Tensor) -> DisplacementFn:
+            cloud_dev = unit.to(dev, torch.float32)
+            fld = displacement_field(model, cloud_dev, batch_size=batch_size, compute_dtype=compute_dtype)
+            return lambda q: fld(q.to(dev, torch.float32)).cpu()
 
     with torch.no_grad():
         return reconstruct_with_field(

@@ -1,0 +1,117 @@
+"""The ``recon-vn-global`` task: train the globally conditioned VN displacement field
+(``equivision train recon-vn-global``).
+
+The same data as PEIF's ``recon`` task (:mod:`equivision.tasks.recon`: the same sources, the
+same prepared cache and held-out shapes, the same target, the exact displacement from each
+near-surface query to the surface), but each item gives the *whole* cloud instead of
+per-query patches: ``encoder_points`` points of the shape's input cloud (a random subset fixed
+by the item's index) and ``queries_per_item`` of its queries. No rotation augmentation is
+needed: the field is SE(3)-equivariant by construction, so training in the canonical poses
+covers every pose.
+
+Loss: the L1 distance between predicted and exact displacement (as PEIF's). Eval metrics:
+``l1``, ``udf_error`` (mean | |Δ̂| − |Δ| |, unit-box units) and ``angle_deg`` (mean angle
+between predicted and true displacement for queries farther than 0.005 from the surface).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from equivision.data.seeds import stream_seed
+from equivision.errors import ConfigError
+from equivision.models.vn_global_field import VNGlobalFieldConfig
+from equivision.recon.data import PrepConfig, load_prepared
+from equivision.tasks.recon import recon_sources
+from equivision.training.config import check_fields
+from equivision.training.tasks import Task, register_task
+
+
+@dataclass
+class ReconVNGlobalConfig:
+    """The data fields mean what they mean in :class:`equivision.tasks.recon.ReconConfig`
+    (the same defaults, so both tasks share one prepared cache)."""
+
+    data_dir: str = "runs/recon-data"
+    data_seed: int = 0
+    procedural_per_family: int = 8
+    eval_procedural_per_family: int = 1
+    use_abc: bool = True
+    abc_holdout: int = 3
+    n_points: int = 10_000
+    noise: float = 0.0
+    prep_queries: int = 16_384
+    queries_per_item: int = 2048
+    repeats: int = 50
+    model: VNGlobalFieldConfig = field(default_factory=VNGlobalFieldConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "task")
+        for name in ("procedural_per_family", "n_points", "prep_queries", "queries_per_item", "repeats"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_points < self.model.k:
+            raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({self.model.k})")
+        if not self.noise >= 0:
+            raise ConfigError(f"task.noise must be >= 0, got {self.noise}")
+
+
+class CloudQueries(Dataset):
+    """Items of prepared shapes as whole clouds: ``len = shapes × repeats``; each item is
+    ``{"points": (encoder_points, 3), "queries": (Q, 3), "target": (Q, 3)}``."""
+
+    def __init__(self, paths: list[Path], n_points: int, queries_per_item: int, repeats: int,
+                 seed: int) -> None:
+        self.paths, self.n_points, self.n_q, self.repeats, self.seed = (
+            paths, n_points, queries_per_item, repeats, seed)
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.repeats
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        data = load_prepared(self.paths[i % len(self.paths)])
+        g = torch.Generator().manual_seed(stream_seed(self.seed, i))
+
+        def subset(n_all: int, n: int) -> Tensor:
+            pick = torch.randperm(n_all, generator=g)[:n]
+            return pick if len(pick) == n else torch.randint(n_all, (n,), generator=g)
+
+        cloud = data["cloud"][subset(data["cloud"].shape[0], self.n_points)]
+        pick = subset(data["queries"].shape[0], self.n_q)
+        return {"points": cloud.float(), "queries": data["queries"][pick].float(),
+                "target": data["displacements"][pick].float()}
+
+
+@register_task("recon-vn-global")
+class ReconVNGlobalTask(Task):
+    config_cls = ReconVNGlobalConfig
+    model_name = "vn_global_field"
+    best_metric, best_mode = "l1", "min"
+
+    def datasets(self, cfg: ReconVNGlobalConfig) -> tuple[Dataset, Dataset]:
+        from equivision.recon.data import prepare_dataset
+
+        train_src, eval_src, _ = recon_sources(cfg)  # type: ignore[arg-type]  # reads only the data fields
+        prep = PrepConfig(n_points=cfg.n_points, noise=cfg.noise, n_queries=cfg.prep_queries)
+        root = Path(cfg.data_dir)
+        train_paths = prepare_dataset(train_src, root, prep, seed=cfg.data_seed)
+        eval_paths = prepare_dataset(eval_src, root, prep, seed=cfg.data_seed)
+        n = min(cfg.model.encoder_points, cfg.n_points)
+        return (CloudQueries(train_paths, n, cfg.queries_per_item, cfg.repeats, cfg.data_seed),
+                CloudQueries(eval_paths, n, cfg.queries_per_item, 1, cfg.data_seed + 1))
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        pred = model(batch["points"], batch["queries"])
+        target = batch["target"]
+        l1 = (pred - target).abs().sum(-1).mean()
+        with torch.no_grad():
+            udf_err = (pred.norm(dim=-1) - target.norm(dim=-1)).abs().mean()
+            far = target.norm(dim=-1) > 0.005
+            cos = torch.nn.functional.cosine_similarity(pred[far], target[far], dim=-1).clamp(-1, 1)
+            angle = torch.rad2deg(torch.acos(cos)).mean() if bool(far.any()) else torch.zeros(())
+        return l1, {"l1": l1.detach(), "udf_error": udf_err, "angle_deg": angle}

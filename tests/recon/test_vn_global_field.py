@@ -1,0 +1,264 @@
+"""The VN global displacement field: SE(3) equivariance through the harness, gradcheck of
+the decoder, bad input, the reconstruct pipeline and CLI dispatching on the model type, and
+the recon-vn-global task (config checks, a short run)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from equivision.cli import main
+from equivision.configio import to_dict
+from equivision.data.procedural import make_shape
+from equivision.errors import ConfigError, DegenerateGeometryError, InvalidInputError, ShapeError
+from equivision.geometry import normalize_mesh, sample_surface_uniform
+from equivision.groups import SE3
+from equivision.io import load_mesh, save_point_cloud
+from equivision.models import build_model, load
+from equivision.models.vn_global_field import VNGlobalField, VNGlobalFieldConfig
+from equivision.pipelines.reconstruct import check_field_model, reconstruct
+from equivision.testing import assert_equivariant, equivariance_error
+from equivision.training.checkpoint import save_checkpoint
+
+TINY = VNGlobalFieldConfig(k=8, channels=[4, 8, 16], latent=8, frame_channels=3, hidden=32, blocks=2,
+                           encoder_points=256)
+
+
+def tiny_net(dtype: torch.dtype = torch.float32, seed: int = 0) -> VNGlobalField:
+    torch.manual_seed(seed)
+    net = VNGlobalField(TINY).to(dtype)
+    # the output layer starts at zero (a zero field); give it weights so the test sees a field
+    torch.nn.init.normal_(net.out.weight, std=0.3)
+    torch.nn.init.normal_(net.out.bias, std=0.3)
+    return net
+
+
+def cloud_and_queries(dtype: torch.dtype, n: int = 300, q: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    pts = torch.randn(2, n, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.6, 0.3],
+                                                                                 dtype=torch.float64)
+    return pts.to(dtype), torch.randn(2, q, 3, generator=g, dtype=torch.float64).to(dtype)
+
+
+SE3_ = SE3(translation_scale=2.0)
+
+
+def act_in(g: torch.Tensor, x: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return SE3_.act(g, x[0]), SE3_.act(g, x[1])
+
+
+def act_out(g: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    return d @ g[:3, :3].T  # a displacement rotates, no translation
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_field_is_se3_equivariant(dtype, tol, mode):
+    net = tiny_net(dtype)
+    getattr(net, mode)()
+    x = cloud_and_queries(dtype)
+    els = SE3_.random(6, seed=3, dtype=dtype)
+    assert_equivariant(lambda v: net(*v), x, act_in, act_out, els, tol=tol)
+    # the distance |Δ| is invariant
+    assert_equivariant(lambda v: net(*v).norm(dim=-1), x, act_in, None, els, tol=tol)
+
+
+def test_harness_catches_a_non_equivariant_output():
+    """The same field with the query's raw coordinates added to its displacement is no longer
+    equivariant: the harness must say so."""
+    net = tiny_net(torch.float64).eval()
+    x = cloud_and_queries(torch.float64)
+    els = SE3_.random(4, seed=3, dtype=torch.float64)
+    err = equivariance_error(lambda v: net(*v) + 0.1 * v[1][..., :1], x, act_in, act_out, els)
+    assert err > 1e-3
+
+
+def test_scaling_scales_the_displacement():
+    net = tiny_net(torch.float64).eval()
+    pts, q = cloud_and_queries(torch.float64)
+    assert torch.allclose(net(pts * 3.5, q * 3.5), 3.5 * net(pts, q), rtol=1e-10, atol=1e-12)
+
+
+def test_subsampling_is_equivariant_and_used():
+    cfg = VNGlobalFieldConfig(k=8, channels=[4, 8], latent=4, frame_channels=2, hidden=16, blocks=1,
+                              encoder_points=64)
+    net = VNGlobalField(cfg).double().eval()
+    torch.nn.init.normal_(net.out.weight, std=0.3)
+    pts, q = cloud_and_queries(torch.float64, n=500)
+    els = SE3_.random(3, seed=5, dtype=torch.float64)
+    assert_equivariant(lambda v: net(*v), (pts, q), act_in, act_out, els, tol=1e-10)
+    # the encoder saw 64 of the 500 points: moving one it did not see changes nothing
+    sub = net._subsample(pts)
+    assert sub.shape == (2, 64, 3)
+    unseen = next(i for i in range(500) if not (pts[0, i] == sub[0]).all(-1).any())
+    moved = pts.clone()
+    moved[:, unseen] += 10.0
+    assert torch.equal(net(moved, q), net(pts, q))
+
+
+def test_decoder_gradcheck():
+    net = tiny_net(torch.float64).eval()
+    pts, q = cloud_and_queries(torch.float64, n=40, q=5)
+    lat = net.encode(pts)
+    z, code = lat.z.detach().requires_grad_(), lat.code.detach().requires_grad_()
+    qq = q.detach().requires_grad_()
+
+    def dec(z_, code_, q_):
+        from equivision.models.vn_global_field import VNLatent
+
+        return net.decode(VNLatent(z_, code_, lat.centroid, lat.scale), q_)
+
+    assert torch.autograd.gradcheck(dec, (z, code, qq), eps=1e-6, atol=1e-6)
+    # and the whole field with respect to the cloud
+    assert torch.autograd.gradcheck(lambda p: net(p, q[:1]), (pts[:1, :20].clone().requires_grad_(),),
+                                    eps=1e-6, atol=1e-5)
+
+
+def test_bad_input_is_refused():
+    net = tiny_net().eval()
+    pts, q = cloud_and_queries(torch.float32)
+    nan = pts.clone()
+    nan[0, 3, 1] = float("nan")
+    with pytest.raises(InvalidInputError, match=r"finite|NaN"):
+        net(nan, q)
+    with pytest.raises(DegenerateGeometryError, match="at least 8"):
+        net(pts[:, :5], q)
+    with pytest.raises(ShapeError, match=r"\(B, N, 3\)"):
+        net(pts[0], q)
+    with pytest.raises(ShapeError, match=r"\(B, N, 3\)"):
+        net(pts, q[..., :2])
+    with pytest.raises(ShapeError, match="batch size"):
+        net(pts, q[:1])
+    with pytest.raises(InvalidInputError, match="floating"):
+        net(pts.long(), q)
+    with pytest.raises(DegenerateGeometryError, match="one place"):
+        net(torch.ones(1, 20, 3), q[:1])
+    with pytest.raises(ShapeError):
+        net.displacement_field(pts)
+
+
+def test_config_checks():
+    for bad in ({"k": 0}, {"channels": [8]}, {"encoder_points": 4, "k": 8}, {"negative_slope": 1.0},
+                {"latent": True}):
+        with pytest.raises(ConfigError):
+            VNGlobalFieldConfig(**bad)
+    assert isinstance(build_model("vn_global_field", {"latent": 16}), VNGlobalField)
+
+
+@pytest.fixture(scope="module")
+def torus():
+    mesh, _, _ = normalize_mesh(make_shape("torus", 2).mesh(48))
+    pts, _ = sample_surface_uniform(mesh, 2000, seed=0)
+    return pts
+
+
+def sphere_points(n: int, radius: float = 0.5, seed: int = 0) -> torch.Tensor:
+    d = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (radius * d / d.norm(dim=-1, keepdim=True)).float()
+
+
+@pytest.fixture(scope="module")
+def sphere_net():
+    """A tiny field fitted (a few hundred Adam steps) to the exact displacement of a sphere,
+    so that the extraction has a surface to find."""
+    torch.manual_seed(0)
+    net = VNGlobalField(TINY)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    pts = sphere_points(400)[None]
+    g = torch.Generator().manual_seed(2)
+    for _ in range(300):
+        d = torch.randn(1, 256, 3, generator=g)
+        q = d / d.norm(dim=-1, keepdim=True) * (0.5 + 0.2 * (torch.rand(1, 256, 1, generator=g) * 2 - 1))
+        target = q / q.norm(dim=-1, keepdim=True) * 0.5 - q
+        loss = (net(pts, q) - target).abs().sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def test_pipeline_extracts_the_fitted_surface(sphere_net):
+    cloud = sphere_points(2000, radius=3.0, seed=1) + torch.tensor([1.0, -2.0, 0.5])
+    rec = reconstruct(cloud, sphere_net, resolution=32, compute_dtype=torch.float32)
+    r = (rec.mesh.vertices.double() - torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).norm(dim=-1)
+    assert len(rec.mesh.faces) > 100
+    assert float((r - 3.0).abs().mean()) < 0.1 * 3.0  # within a tenth of the radius, in its units
+    with pytest.raises(InvalidInputError, match="float32"):
+        reconstruct(cloud, sphere_net, resolution=32, compute_dtype=torch.bfloat16)
+    with pytest.raises(InvalidInputError, match="peif or vn_global_field"):
+        reconstruct(cloud, build_model("toy_mlp"), resolution=32)
+    with pytest.raises(InvalidInputError, match="not a reconstruction field"):
+        check_field_model(torch.nn.Linear(3, 3))
+    with pytest.raises(DegenerateGeometryError, match="distinct points"):
+        reconstruct(cloud[:5], sphere_net, resolution=32)
+
+
+def _run_folder(path, net: VNGlobalField):
+    meta = {"model": {"name": "vn_global_field", "config": to_dict(net.cfg)}, "task": "recon-vn-global"}
+    save_checkpoint(path, 1, net.state_dict(), {}, meta)
+    return path
+
+
+def test_cli_reconstructs_with_a_run_folder_and_dispatches_on_type(sphere_net, tmp_path, capsys):
+    run = _run_folder(tmp_path / "run", sphere_net)
+    assert isinstance(load(run), VNGlobalField)
+    cloud = save_point_cloud(sphere_points(2000, seed=3) * 5.0 + 2.0, tmp_path / "sphere.ply")
+    out = tmp_path / "mesh.ply"
+    code = main(["reconstruct", str(cloud), "-o", str(out), "-r", "32", "--model", str(run)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "faces" in captured.out
+    mesh = load_mesh(out)  # in the cloud's coordinates, not the unit box's
+    assert len(mesh.faces) > 100
+    assert float((mesh.vertices.mean(0) - 2.0).abs().max()) < 0.3
+
+
+def test_cli_errors_are_one_line(torus, tmp_path, capsys, monkeypatch):
+    import equivision.cli.reconstruct as cli_rec
+
+    net = tiny_net().eval()
+    run = _run_folder(tmp_path / "run", net)
+    cloud = save_point_cloud(torus, tmp_path / "torus.ply")
+    few = save_point_cloud(torus[:5], tmp_path / "few.ply")
+    nan = tmp_path / "nan.xyz"
+    nan.write_text("\n".join(["0 0 0", "nan 1 0", "1 1 1", "0 1 1"] * 10) + "\n")
+    monkeypatch.setattr(cli_rec, "MODEL_ALIASES", {**cli_rec.MODEL_ALIASES, "vn_global": "no_such_default"})
+    cases = [
+        (["--model", "vn_global"], "not installed"),
+        (["--model", str(run), "--precision", "bfloat16"], "float32"),
+        (["--model", "toy"], "peif"),
+    ]
+    for extra, needle in cases:
+        assert main(["reconstruct", str(cloud), "-o", str(tmp_path / "x.ply"), *extra]) == 2, extra
+        e = capsys.readouterr().err
+        assert needle in e and len(e.strip().splitlines()) == 1 and "Traceback" not in e, e
+    for src, needle in ((few, "at least 8"), (nan, "")):
+        assert main(["reconstruct", str(src), "-o", str(tmp_path / "y.ply"), "--model", str(run)]) == 2
+        e = capsys.readouterr().err
+        assert e.startswith("error:") and needle in e and len(e.strip().splitlines()) == 1, e
+    assert not (tmp_path / "x.ply").exists() and not (tmp_path / "y.ply").exists()
+
+
+def test_task_trains_a_few_steps(tmp_path):
+    from equivision.tasks.recon_vn_global import ReconVNGlobalConfig
+    from equivision.training import get_task, list_tasks, train
+
+    assert "recon-vn-global" in list_tasks()
+    with pytest.raises(ConfigError):
+        ReconVNGlobalConfig(n_points=4, model=TINY)
+    cfg = {
+        "task_name": "recon-vn-global",
+        "train": {"steps": 4, "batch_size": 2, "lr": 1e-3, "log_every": 2, "device": "cpu",
+                  "schedule": "constant", "seed": 0},
+        "task": {"data_dir": str(tmp_path / "data"), "procedural_per_family": 1,
+                 "eval_procedural_per_family": 1, "use_abc": False, "n_points": 400, "prep_queries": 256,
+                 "queries_per_item": 64, "repeats": 2, "model": to_dict(TINY)},
+    }
+    train("recon-vn-global", cfg, tmp_path / "run", progress=False)
+    net = load(tmp_path / "run")
+    assert isinstance(net, VNGlobalField)
+    task = get_task("recon-vn-global")
+    train_ds, _ = task.datasets(task.config_cls(**{**cfg["task"], "model": TINY}))
+    item = train_ds[0]
+    assert item["points"].shape == (256, 3) and item["queries"].shape == (64, 3)
+    assert torch.equal(train_ds[3]["queries"], train_ds[3]["queries"])  # fixed by the index
