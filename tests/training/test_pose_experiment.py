@@ -191,7 +191,7 @@ def test_bad_input_one_line(tmp_path, capsys, views, runs) -> None:
 
 def test_random_rotation_errors_have_the_haar_median() -> None:
     """Uniform rotations against a fixed truth: the median error of the Haar measure
-    (about 126.5°, where ∫₀^θ (1 − cos t)/π dt = 1/2)."""
+    (about 132.3°, where ∫₀^θ (1 − cos t)/π dt = 1/2)."""
     from equivision.metrics.rotations import rotation_error_summary
 
     r = SO3().random(20000, seed=3, dtype=torch.float64)
