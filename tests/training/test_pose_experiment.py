@@ -198,3 +198,17 @@ def test_random_rotation_errors_have_the_haar_median() -> None:
     med = rotation_error_summary(r, torch.eye(3, dtype=torch.float64)).median_deg
     theta = math.radians(med)
     assert abs((theta - math.sin(theta)) / math.pi - 0.5) < 0.01
+
+
+def test_modelnet10_config_parses_with_the_image_network_encoder() -> None:
+    from equivision.training.config import build_run_config
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    data = json.loads((root / "pose_regression_modelnet10.json").read_text())
+    task = get_task(data.pop("task_name"))
+    cfg = build_run_config(task.name, task.config_cls, data).task
+    i2s = json.loads((root / "image_to_sphere_modelnet10.json").read_text())["task"]["model"]
+    assert cfg.train_views == "runs/views-mn10-train-s1"
+    assert cfg.channels == ["shading", "silhouette", "depth"]
+    for k in ("in_channels", "image_size", "width", "max_width", "code_dim"):
+        assert getattr(cfg.model, k) == i2s[k], k
