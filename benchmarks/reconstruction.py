@@ -1,9 +1,11 @@
-"""Surface reconstruction benchmark: equivision (PEIF), its no-pose ablation, and classical
-anchors (Open3D screened Poisson and ball pivoting; pymeshlab screened Poisson), same clouds.
+"""Surface reconstruction benchmark: equivision (PEIF), its no-pose ablation, the globally
+conditioned VN field, and classical anchors (Open3D screened Poisson and ball pivoting;
+pymeshlab screened Poisson), same clouds.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction.py [--quick] [--shapes 4]
         [--ablation runs/recon-no-pose] [--results runs/bench-recon/results.jsonl]
         [--precision auto|float32|bfloat16] [--no-anchors] [--no-ablation]
+        [--vn-global vn_global_default] [--compare-shapes 0]
 
 Test sets (meshes normalised to the unit box): the ABC meshes held out of training (the last
 3), classic scans and ShapeNet objects (novel domains); ``--shapes`` per set. Each shape gives
@@ -33,6 +35,14 @@ both are present (not by default: pymeshlab's Poisson took over 40 s, up to 267 
 ABC cloud on our CPU in this configuration, against 2–3 s for Open3D's).
 Robustness (``--robust-shapes`` per set): Gaussian noise σ = 0.005 and 0.01 of the box, and
 5k / 2k points (random subsets of the 10k cloud), for equivision canonical and the anchors.
+Global vs local (``--vn-global``, a packaged name or run folder of ``equivision train
+recon-vn-global``; skipped if absent): its clean rows (canonical and rotated, the shipped
+pipeline's aligned grid, timed like equivision's) beside PEIF's, and with ``--compare-shapes N``
+(0 by default: the comparison is long) on the first N shapes of each set, both fields,
+canonical and rotated, on degraded clouds: ``half-space crop`` (the points on one side of a
+seeded random plane through the centroid, the visible half), ``300 points, noise 0.005``
+(``sparse_noisy_resample``) and ``2k points (both fields)``; every degraded cloud is scored
+against the whole reference mesh (a partial cloud's missing half counts against it).
 Timing (``--timing-resolutions``): equivision's seconds per shape and field queries per second
 at each resolution on the first ``--timing-shapes`` shapes of each set, beside the anchors'
 seconds on the same clouds in the same run.
@@ -63,7 +73,14 @@ import torch
 
 from _results import RowWriter, add_jsonl_option
 from equivision.data import find_data_root, mesh_files
-from equivision.geometry import add_gaussian_noise, normalize_mesh, sample_surface_uniform
+from equivision.geometry import (
+    add_gaussian_noise,
+    half_space_crop,
+    normalize_mesh,
+    random_direction,
+    sample_surface_uniform,
+    sparse_noisy_resample,
+)
 from equivision.groups import SO3
 from equivision.io import Mesh, load_mesh
 from equivision.metrics import evaluate_reconstruction
@@ -75,6 +92,21 @@ from equivision.recon.predict import COMPUTE_DTYPES, inference_dtype
 METRICS = ("cd_l1", "emd", "nc", "f1")
 VARIANTS = {"noise 0.005": ("noise", 0.005), "noise 0.01": ("noise", 0.01),
             "5k points": ("sparse", 5000), "2k points": ("sparse", 2000)}
+#: Degraded clouds of the global-vs-local comparison (both fields, canonical and rotated).
+COMPARE_VARIANTS = ("half-space crop", "300 points, noise 0.005", "2k points (both fields)")
+#: Fields run by the shipped pipeline (aligned grid, timed at every resolution).
+SHIPPED = ("equivision", "vn global")
+
+
+def degraded_cloud(variant: str, pts: torch.Tensor, seed: int) -> torch.Tensor:
+    """The cloud of comparison ``variant`` from the clean ``pts``, reproducible from ``seed``."""
+    if variant == "half-space crop":
+        return half_space_crop(pts, random_direction(seed).to(pts.dtype), seed=seed)[0]
+    if variant == "300 points, noise 0.005":
+        return sparse_noisy_resample(pts, 300, 0.005, seed=seed)
+    if variant == "2k points (both fields)":
+        return sparse_noisy_resample(pts, 2000, 0.0, seed=seed)
+    raise ValueError(f"unknown comparison variant {variant!r}")
 
 
 def _scores(pred: Mesh, ref: Mesh, seed: int) -> dict[str, float]:
@@ -221,6 +253,10 @@ def main() -> None:
                     help="equivision's network arithmetic (auto: bfloat16 where the CPU has it)")
     ap.add_argument("--no-anchors", action="store_true", help="leave out Open3D / pymeshlab")
     ap.add_argument("--no-ablation", action="store_true", help="leave out the no-pose ablation")
+    ap.add_argument("--vn-global", default="vn_global_default",
+                    help="packaged name or run folder of the VN global field; skipped if absent")
+    ap.add_argument("--compare-shapes", type=int, default=0,
+                    help="shapes per set for the global-vs-local comparison on degraded clouds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/results.jsonl"))
     ap.add_argument("--fresh", action="store_true", help="forget earlier results in --results")
@@ -267,6 +303,10 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
             nets["no-pose ablation"] = load(args.ablation, model="peif")
         except Exception as e:  # a missing run folder is a normal way to skip the ablation
             print(f"no ablation model at {args.ablation} ({type(e).__name__}): skipped")
+    try:
+        nets["vn global"] = load(args.vn_global, model="vn_global_field")
+    except Exception as e:  # no trained global field yet: its rows are skipped
+        print(f"no VN global field at {args.vn_global} ({type(e).__name__}): skipped")
     n_shapes = 2 if args.quick else args.shapes
     timing_res = [] if args.quick else [int(r) for r in args.timing_resolutions.split(",") if r]
     robust = 0 if args.quick else args.robust_shapes
@@ -304,14 +344,25 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
             clean += [("", r, None) for r in timing_res if i < args.timing_shapes]
             for name, net in nets.items():
                 for suffix, res, r in clean:
-                    if name != "equivision" and res != args.resolution:
+                    if name not in SHIPPED and res != args.resolution:
                         continue
                     if todo(set_name, f.stem, "clean", name + suffix, res):
                         record(set_name, f.stem, "clean", name + suffix, res,
-                               run_equivision(net, pts, ref, res, i, r, name == "equivision", dtype))
+                               run_equivision(net, pts, ref, res, i, r, name in SHIPPED,
+                                              _dtype_for(name, dtype)))
             for method, fn in anchors(have_o3d, have_meshlab, all_of_them=args.with_meshlab).items():
                 if todo(set_name, f.stem, "clean", method, None):
                     record(set_name, f.stem, "clean", method, None, run_anchor(fn, pts, nrm, ref, i))
+            if i < args.compare_shapes and "vn global" in nets:
+                for variant in COMPARE_VARIANTS:
+                    v_pts = degraded_cloud(variant, pts, args.seed + 300 + i)
+                    for name in SHIPPED:
+                        for suffix, r in (("", None), (", rotated", rot)):
+                            if todo(set_name, f.stem, variant, name + suffix, args.resolution):
+                                record(set_name, f.stem, variant, name + suffix, args.resolution,
+                                       {**run_equivision(nets[name], v_pts, ref, args.resolution, i, r,
+                                                         compute_dtype=_dtype_for(name, dtype)),
+                                        "input_points": len(v_pts), "reference": "whole mesh"})
             if i >= robust:
                 continue
             for variant, (kind, value) in VARIANTS.items():
@@ -327,6 +378,11 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
                 for method, fn in anchors(have_o3d, have_meshlab, all_of_them=False).items():
                     if todo(set_name, f.stem, variant, method, None):
                         record(set_name, f.stem, variant, method, None, run_anchor(fn, v_pts, v_nrm, ref, i))
+
+
+def _dtype_for(name: str, dtype: torch.dtype | None) -> torch.dtype | None:
+    """``--precision`` applies to PEIF; the VN global field has only float32."""
+    return torch.float32 if name == "vn global" else dtype
 
 
 ANCHOR = "Open3D Poisson (estimated normals)"
@@ -372,7 +428,7 @@ def report(rows: list[dict], resolution: int) -> None:
     for r in rows:
         if r["resolution"] in (None, resolution):
             groups.setdefault((r["variant"], r["set"], r["method"]), []).append(r)
-    variants = ["clean", *[v for v in VARIANTS if any(k[0] == v for k in groups)]]
+    variants = ["clean", *[v for v in (*VARIANTS, *COMPARE_VARIANTS) if any(k[0] == v for k in groups)]]
     for variant in variants:
         print(f"\n{variant} (resolution {resolution} for equivision)\n")
         print("| set | method | CD-L1 ×100 | EMD ×100 | NC | F-score@1% | pieces | boundary edges "
@@ -395,13 +451,14 @@ def report(rows: list[dict], resolution: int) -> None:
                         f"{r['shape'][:8]} {r['pieces']}/{r['boundary_edges']}" for r in rs if "pieces" in r))
     print()
     for s in dict.fromkeys(k[1] for k in groups):
-        for m in ("equivision", "no-pose ablation"):
-            a, b = groups.get(("clean", s, m)), groups.get(("clean", s, m + ", rotated"))
+        for v, m in [("clean", m) for m in ("equivision", "no-pose ablation", "vn global")] + [
+                (v, m) for v in COMPARE_VARIANTS for m in SHIPPED]:
+            a, b = groups.get((v, s, m)), groups.get((v, s, m + ", rotated"))
             if a and b:
                 ma, mb = ({k: mean([r[k] for r in x]) for k in METRICS} for x in (a, b))
                 rel = {k: abs(mb[k] - ma[k]) / abs(ma[k]) for k in METRICS}
                 emd_sd = mean([r["emd_std"] / r["emd"] for r in a + b if "emd_std" in r])
-                print(f"{s}: {m}: relative change under rotation: "
+                print(f"{s}: {m} ({v}): relative change under rotation: "
                       + ", ".join(f"{k} {v:.2%}" for k, v in rel.items())
                       + f" (largest per shape: {max_shape_change(a, b):.2%}; one EMD draw's "
                       f"relative spread: {emd_sd:.1%})")

@@ -62,7 +62,7 @@ class VNGlobalFieldConfig:
     hidden: int = 256
     blocks: int = 4
     """Residual MLP blocks of the decoder, each conditioned on the shape's invariants."""
-    encoder_points: int = 2048
+    encoder_points: int = 1024
     """Clouds with more points are subsampled to this many before encoding."""
     batch_norm: bool = True
     negative_slope: float = 0.2
