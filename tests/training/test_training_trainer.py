@@ -183,3 +183,23 @@ def test_a_broken_task_module_does_not_hide_the_others(monkeypatch) -> None:
     assert "toy" in tasks.list_tasks()
     with pytest.raises(ConfigError, match=r"failed to import: equivision\.no_such_mod"):
         tasks.get_task("missing")
+
+
+def test_init_from_starts_at_another_runs_weights(tmp_path, quiet_console) -> None:
+    train("toy", toy_config(steps=60, lr=0.05, eval_every=0, checkpoint_every=0), tmp_path / "a",
+          console=quiet_console)
+    trained_mse = curve(tmp_path / "a", "eval", "mse")[-1][1]
+    fresh = toy_config(steps=1, lr=1e-9, eval_every=0, checkpoint_every=0)
+    train("toy", fresh, tmp_path / "random", console=quiet_console)
+    fresh["train"]["init_from"] = str(tmp_path / "a")
+    train("toy", fresh, tmp_path / "b", console=quiet_console)
+    # one step at lr 1e-9 from a's best weights: b evaluates as a did; a random start does not
+    assert curve(tmp_path / "b", "eval", "mse")[-1][1] == pytest.approx(trained_mse, rel=1e-4)
+    assert curve(tmp_path / "random", "eval", "mse")[-1][1] > 1.4 * trained_mse
+    other = toy_config(steps=1, init_from=str(tmp_path / "a"))
+    other["task"]["model"]["hidden"] = 8  # another shape: refused, naming the tensors
+    with pytest.raises(CheckpointError):
+        train("toy", other, tmp_path / "c", console=quiet_console)
+    with pytest.raises(ConfigError, match="init_from"):
+        train("toy", toy_config(steps=1, init_from="no-such-model"), tmp_path / "d", console=quiet_console)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

@@ -67,6 +67,10 @@ class TrainConfig:
     """Eval metric that picks the best checkpoint; empty = the task's default."""
     best_mode: Literal["min", "max", ""] = ""
     """min or max; empty = the task's default."""
+    init_from: str = ""
+    """Start (step 0) from these weights instead of a random initialisation: a run folder
+    (its best checkpoint), a packaged model's name or a safetensors file; the model's tensor
+    names and shapes must match. Empty: random initialisation from ``seed``."""
     device: str = "auto"
     """auto (CUDA when available), cpu, cuda or cuda:N; --device overrides it."""
     amp: bool = False

@@ -72,6 +72,20 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- helpers
 
+def _init_weights(model: torch.nn.Module, source: str) -> None:
+    """Fine-tuning: ``model`` takes the weights of a run folder (best checkpoint), a packaged
+    model or a safetensors file, checked by tensor names and shapes."""
+    from equivision.models import PRETRAINED_DIR, list_pretrained, load_weights
+
+    p = Path(source)
+    if not p.exists():
+        if source not in list_pretrained():
+            raise ConfigError(f"train.init_from: {source!r} is neither a run folder, a weights file "
+                              f"nor a packaged model ({', '.join(list_pretrained())})")
+        p = PRETRAINED_DIR / f"{source}.safetensors"
+    load_weights(model, p)
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA), NumPy's and Python's global RNGs."""
     torch.manual_seed(seed)
@@ -325,7 +339,10 @@ class _Run:
 
         # model and data first: their config errors must come before the run folder exists
         seed_everything(tc.seed)  # same initial weights on every rank
-        self.model = task.build_model(cfg.task).to(device)
+        self.model = task.build_model(cfg.task)
+        if tc.init_from and start is None:  # on resume the checkpoint's weights win
+            _init_weights(self.model, tc.init_from)
+        self.model = self.model.to(device)
         self.train_ds, self.eval_ds = task.datasets(cfg.task)
         self.per_rank_batch = tc.batch_size // info.world_size
         self.batches_per_epoch = len(self.train_ds) // tc.batch_size  # type: ignore[arg-type]
