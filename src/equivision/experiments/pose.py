@@ -75,9 +75,9 @@ def _axis_vector(up: str) -> Tensor:
 def _task(source: str | Path | nn.Module) -> dict[str, Any]:
     if isinstance(source, nn.Module):
         return {}
-    from equivision.pipelines.synthesize import _run_config
+    from equivision.models.synthesis import run_config_of
 
-    return _run_config(source).get("task") or {}
+    return run_config_of(source).get("task") or {}
 
 
 def _network(source: str | Path | nn.Module, model: str,
