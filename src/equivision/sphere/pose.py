@@ -8,7 +8,8 @@ image ``b`` shows ``R·mesh``, and the embedding is equivariant, the answer is `
 It maximises ``C(R) = Σ_c ∫ b_c(x) a_c(R⁻¹x) dx`` over SO(3): all channels at once through one
 SO(3) FFT (:func:`~equivision.sphere.so3fft.so3_correlation_from_spectrum`, on a finer grid
 with ``out_bandwidth > B``, the spectral form of upsampling), then climbs below the grid with
-the Newton refinement of :func:`~equivision.sphere.align.align`.
+the Newton refinement of :func:`~equivision.sphere.align.align`, evaluating the correlation as
+a Fourier series in the Euler angles (:mod:`~equivision.sphere.so3series`).
 
 Besides the best rotation it looks for the next *distinct* peak: the highest local maximum of
 the grid correlation at least ``separation`` (geodesic angle, default 30°) from the best,
