@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import reconstruction  # noqa: E402
+import reconstruction
 
 
 def test_degraded_clouds_are_seeded_and_sized():

@@ -9,7 +9,8 @@ any query from rotation invariants of ``z`` and the query alone.
   radius ``s`` (both commute with rigid motions; ``s`` is invariant); a VN edge layer over ``k``
   neighbours ``[x_j − x_i, x_i]`` (mean over the neighbours), per-point VN blocks, each point's
   features beside their mean over the points, a last VN block, a mean over the points and a
-  :class:`~equivision.nn.VNLinear` to ``latent`` channels: ``z (B, C, 3)``.
+  :class:`~equivision.nn.VNLinear` to ``latent`` channels, divided by its RMS vector norm:
+  ``z (B, C, 3)``.
 * **Decoder**: for a query ``q̄ = (q − c)/s`` the invariants ``⟨z_i, q̄⟩`` (C), ``|q̄|²`` and the
   shape's own ``⟨z_i, t_j⟩`` with a learned frame ``t = W z`` (C × ``frame_channels``: a reduced
   set of the Gram matrix ``z zᵀ``) feed an MLP (the shape's invariants added to every block, as
@@ -160,6 +161,10 @@ class VNGlobalField(nn.Module):
             h = blk(h)
         h = self.last(torch.cat([h, h.mean(-1, keepdim=True).expand_as(h)], 1))
         z = self.to_latent(vn_mean_pool(h))  # (B, C, 3)
+        # a mean of batch-normed vectors largely cancels (|z| ~ 0.04 at initialisation), which
+        # leaves the decoder's invariants ~1e-2 and its input nearly constant: divide by the
+        # RMS vector norm (an invariant, so equivariance is kept) to give |z| ~ 1
+        z = z / (z.square().sum(-1).mean(-1) + self.cfg.eps ** 2).sqrt()[:, None, None]
         code = torch.einsum("bci,bji->bcj", z, self.frame(z)).flatten(1)  # (B, C·F)
         return VNLatent(z, code, centroid, scale)
 

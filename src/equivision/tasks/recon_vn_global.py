@@ -9,9 +9,14 @@ by the item's index) and ``queries_per_item`` of its queries. No rotation augmen
 needed: the field is SE(3)-equivariant by construction, so training in the canonical poses
 covers every pose.
 
-Loss: the L1 distance between predicted and exact displacement (as PEIF's). Eval metrics:
-``l1``, ``udf_error`` (mean | |Δ̂| − |Δ| |, unit-box units) and ``angle_deg`` (mean angle
-between predicted and true displacement for queries farther than 0.005 from the surface).
+Loss (``loss``): ``"l2"`` (default), the mean squared distance between predicted and exact
+displacement in units of 1 % of the box, ``|(Δ̂ − Δ)/0.01|²``; or ``"l1"``, PEIF's L1. From the
+zero field the network starts at, L1 stays in its median basin: fitting one procedural shape
+(300 Adam steps, lr 1e-3, 1,024 queries a step, a small model) the mean angle to the true
+displacement went 90° → 23° with L2 and stayed at 87° with L1. Either way the logged
+``l1`` is PEIF's L1, so both tasks' figures compare. Eval metrics: ``l1``, ``udf_error``
+(mean | |Δ̂| − |Δ| |, unit-box units) and ``angle_deg`` (mean angle between predicted and true
+displacement for queries farther than 0.005 from the surface).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class ReconVNGlobalConfig:
     prep_queries: int = 16_384
     queries_per_item: int = 2048
     repeats: int = 50
+    loss: str = "l2"
+    """``"l2"`` or ``"l1"`` (see the module doc)."""
     model: VNGlobalFieldConfig = field(default_factory=VNGlobalFieldConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +64,8 @@ class ReconVNGlobalConfig:
                 raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_points < self.model.k:
             raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({self.model.k})")
+        if self.loss not in ("l1", "l2"):
+            raise ConfigError(f"task.loss must be 'l1' or 'l2', got {self.loss!r}")
         if not self.noise >= 0:
             raise ConfigError(f"task.noise must be >= 0, got {self.noise}")
 
@@ -93,6 +102,12 @@ class ReconVNGlobalTask(Task):
     model_name = "vn_global_field"
     best_metric, best_mode = "l1", "min"
 
+    _loss: str = "l2"  # set from the config when the model is built for a run
+
+    def build_model(self, cfg: ReconVNGlobalConfig) -> torch.nn.Module:
+        self._loss = cfg.loss
+        return super().build_model(cfg)
+
     def datasets(self, cfg: ReconVNGlobalConfig) -> tuple[Dataset, Dataset]:
         from equivision.recon.data import prepare_dataset
 
@@ -109,9 +124,10 @@ class ReconVNGlobalTask(Task):
         pred = model(batch["points"], batch["queries"])
         target = batch["target"]
         l1 = (pred - target).abs().sum(-1).mean()
+        loss = l1 if self._loss == "l1" else ((pred - target) / 0.01).square().sum(-1).mean()
         with torch.no_grad():
             udf_err = (pred.norm(dim=-1) - target.norm(dim=-1)).abs().mean()
             far = target.norm(dim=-1) > 0.005
             cos = torch.nn.functional.cosine_similarity(pred[far], target[far], dim=-1).clamp(-1, 1)
             angle = torch.rad2deg(torch.acos(cos)).mean() if bool(far.any()) else torch.zeros(())
-        return l1, {"l1": l1.detach(), "udf_error": udf_err, "angle_deg": angle}
+        return loss, {"l1": l1.detach(), "udf_error": udf_err, "angle_deg": angle}
