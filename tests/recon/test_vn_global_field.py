@@ -63,6 +63,19 @@ def test_field_is_se3_equivariant(dtype, tol, mode):
     assert_equivariant(lambda v: net(*v).norm(dim=-1), x, act_in, None, els, tol=tol)
 
 
+def test_max_pooling_is_equivariant_too():
+    cfg = VNGlobalFieldConfig(k=8, channels=[4, 8, 16], latent=8, frame_channels=3, hidden=32, blocks=2,
+                              encoder_points=256, pooling="max")
+    torch.manual_seed(0)
+    net = VNGlobalField(cfg).double().eval()
+    torch.nn.init.normal_(net.out.weight, std=0.3)
+    x = cloud_and_queries(torch.float64)
+    assert_equivariant(lambda v: net(*v), x, act_in, act_out, SE3_.random(4, seed=8, dtype=torch.float64),
+                       tol=1e-10)
+    with pytest.raises(ConfigError, match="pooling"):
+        VNGlobalFieldConfig(pooling="sum")
+
+
 def test_harness_catches_a_non_equivariant_output():
     """The same field with the query's raw coordinates added to its displacement is no longer
     equivariant: the harness must say so."""

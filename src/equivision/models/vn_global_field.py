@@ -42,7 +42,13 @@ from equivision._validation import check_finite
 from equivision.configio import check_fields
 from equivision.errors import ConfigError, DegenerateGeometryError, InvalidInputError, ShapeError
 from equivision.models import register_model
-from equivision.nn.vector_neurons import VNLinear, VNLinearLeakyReLU, vn_edge_features, vn_mean_pool
+from equivision.nn.vector_neurons import (
+    VNLinear,
+    VNLinearLeakyReLU,
+    VNMaxPool,
+    vn_edge_features,
+    vn_mean_pool,
+)
 
 __all__ = ["VNGlobalField", "VNGlobalFieldConfig", "VNLatent"]
 
@@ -65,6 +71,12 @@ class VNGlobalFieldConfig:
     """Residual MLP blocks of the decoder, each conditioned on the shape's invariants."""
     encoder_points: int = 1024
     """Clouds with more points are subsampled to this many before encoding."""
+    pooling: str = "mean"
+    """Over the points: ``"mean"`` or ``"max"`` (:class:`~equivision.nn.VNMaxPool`, by a
+    learned direction). Measured, fitting one shape for 300 steps from a fresh 512-point
+    subset of its cloud at every step: mean angle to the true displacement 84° (mean) and 86°
+    (max), against 23° from one fixed cloud: the latent's dependence on the sampling, not the
+    pooling, is what holds training back so far."""
     batch_norm: bool = True
     negative_slope: float = 0.2
     eps: float = 1e-6
@@ -81,6 +93,8 @@ class VNGlobalFieldConfig:
                               f"got {self.channels!r}")
         if self.encoder_points < self.k:
             raise ConfigError(f"model.encoder_points ({self.encoder_points}) must be >= model.k ({self.k})")
+        if self.pooling not in ("mean", "max"):
+            raise ConfigError(f"model.pooling must be 'mean' or 'max', got {self.pooling!r}")
         if not 0 <= self.negative_slope < 1:
             raise ConfigError(f"model.negative_slope must be in [0, 1), got {self.negative_slope!r}")
         if not self.eps > 0:
@@ -127,6 +141,7 @@ class VNGlobalField(nn.Module):
         self.edge = block(2, ch[0])
         self.blocks = nn.ModuleList(block(c0, c1) for c0, c1 in itertools.pairwise(ch[:-1]))
         self.last = block(2 * ch[-2], ch[-1])
+        self.pool = VNMaxPool(ch[-1]) if cfg.pooling == "max" else None
         self.to_latent = VNLinear(ch[-1], cfg.latent)
         self.frame = VNLinear(cfg.latent, cfg.frame_channels)
         h, code_dim = cfg.hidden, cfg.latent * cfg.frame_channels
@@ -160,7 +175,7 @@ class VNGlobalField(nn.Module):
         for blk in self.blocks:
             h = blk(h)
         h = self.last(torch.cat([h, h.mean(-1, keepdim=True).expand_as(h)], 1))
-        z = self.to_latent(vn_mean_pool(h))  # (B, C, 3)
+        z = self.to_latent(self.pool(h) if self.pool is not None else vn_mean_pool(h))  # (B, C, 3)
         # a mean of batch-normed vectors largely cancels (|z| ~ 0.04 at initialisation), which
         # leaves the decoder's invariants ~1e-2 and its input nearly constant: divide by the
         # RMS vector norm (an invariant, so equivariance is kept) to give |z| ~ 1
