@@ -44,3 +44,20 @@ def test_image_to_mesh_pose_of_an_unseen_chair(tmp_path, capsys) -> None:
     err = torch.rad2deg(rotation_errors(found, parse_rotation(rot).double())).item()
     # measured 8.7° (grid spacing at b = 16 is 11.25°); a wrong convention gives tens of degrees
     assert err < 20.0, err
+    # the render's PNG names its tiles, so pose reads the same three channels from it (8-bit)
+    assert main(["pose", str(tmp_path / "b.png"), "--mesh", str(CHAIR), "--json"]) == 0
+    from_png = torch.tensor(json.loads(capsys.readouterr().out)["matrix"], dtype=torch.float64)
+    assert torch.rad2deg(rotation_errors(from_png, found)).item() < 1.0
+
+
+@needs_chair
+def test_packaged_decoder_synthesizes_from_a_render(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    view = tmp_path / "v.png"
+    assert main(["render", str(CHAIR), "-o", str(view), "--rotation", "axis-angle 1,0,0 30",
+                 "--channels", "shading,silhouette,depth"]) == 0
+    assert main(["synthesize", str(view), "--views", "4", "-o", str(tmp_path / "g.png")]) == 0
+    with Image.open(tmp_path / "g.png") as im:  # 2 rows of 4 views, each shading | silhouette
+        assert im.size == (4 * (2 * 64 + 2) + 3 * 2, 2 * 64 + 2)
+    assert "synthesized 8 views" in capsys.readouterr().out

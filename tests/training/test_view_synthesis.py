@@ -268,7 +268,9 @@ def test_cli_writes_views_grid_and_gif(tmp_path, capsys, views, decoder_run) -> 
     from equivision.figures.images import save_image_grid
 
     view = tmp_path / "view.png"
-    save_image_grid(view, ViewDataset(views)[0][0][None])  # the layout `equivision render` writes
+    # the layout `equivision render` writes, with the tiles' channel names
+    save_image_grid(view, ViewDataset(views)[0][0][None],
+                    text={"equivision-strip": "shading,silhouette,depth"})
     code, err = _cli(capsys, "synthesize", str(view), "--model", str(decoder_run),
                      "-r", "axis-angle 0,0,1 90", "-r", "identity", "-o", str(tmp_path / "new.png"))
     assert code == 0, err
@@ -322,10 +324,15 @@ def test_cli_bad_view_files(tmp_path, capsys, views, decoder_run) -> None:
     from equivision.figures.images import save_image_grid
 
     small = tmp_path / "small.png"
-    save_image_grid(small, ViewDataset(views)[0][0][None, :2])  # 2 channels where 3 are read
+    # shading and silhouette where the embedder also reads depth
+    save_image_grid(small, ViewDataset(views)[0][0][None, :2],
+                    text={"equivision-strip": "shading,silhouette"})
+    wide = tmp_path / "wide.png"
+    save_image_grid(wide, ViewDataset(views)[0][0][None, :2])  # a picture without its channel names
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
-    cases = ((small, "3 channel(s)"), (broken, "not a readable PNG"), (tmp_path / "none.png", "no such"))
+    cases = ((small, "depth cannot be derived"), (wide, "square"), (broken, "not a readable image"),
+             (tmp_path / "none.png", "no such"))
     for path, match in cases:
         code, err = _cli(capsys, "synthesize", str(path), "--model", str(decoder_run),
                          "-o", str(tmp_path / "o.png"))

@@ -61,6 +61,8 @@ def render(
         rots = torch.stack([parse_rotation(r) for r in rotation])
     else:
         rots = torch.eye(3, dtype=torch.float64)[None]
+    from equivision.io.images import STRIP_KEY
+
     check_outputs([OutputSpec("--out", out, (".png",)), OutputSpec("--array", array, (".npy",)),
                    OutputSpec("--tensors", tensors, (".safetensors",))],
                   overwrite=overwrite, inputs=[mesh])
@@ -69,7 +71,10 @@ def render(
     images = render_views(m, rots, size=size, channels=chans)
     extra = [p for p in (array, tensors) if p is not None]
     with atomic_paths([out, *extra], overwrite=overwrite) as tmps:
-        save_image_grid(tmps[0], images)
+        # one view's channels side by side: named in the PNG, so that pose and synthesize read
+        # them back as channels (8-bit) instead of as one wide grey picture
+        strip = {STRIP_KEY: ",".join(chans)} if images.shape[0] == 1 else None
+        save_image_grid(tmps[0], images, text=strip)
         if array is not None:
             with open(tmps[1], "wb") as f:
                 np.save(f, images.numpy())

@@ -13,51 +13,38 @@ GIF_FRAMES = 36  # 18 about the camera's up axis, then 18 about its horizontal a
 GIF_FRAME_MS = 80
 
 
-def _read_view(path: Path, channels: int, size: int):  # -> Tensor (channels, size, size)
-    """One view as float ``(K, S, S)`` in ``[0, 1]``: a grey PNG laid out as ``equivision
-    render`` writes one view (its ``K`` channels side by side, 2 pixels apart), or a ``.npy``
-    array ``(K, S, S)`` / ``(1, K, S, S)`` (``render --array``)."""
+def _read_view(path: Path, channels: list[str], size: int):  # -> (Tensor (K, S, S), notes)
+    """One view as float ``(K, S, S)`` in ``[0, 1]`` for the embedder's ``channels``: any image
+    ``equivision pose`` reads (``equivision render``'s PNG, its ``--tensors`` file, a grey or
+    RGB(A) picture, with the same rules for derived and missing channels), or a ``.npy`` array
+    ``(K, S, S)`` / ``(1, K, S, S)`` (``render --array``)."""
     import numpy as np
     import torch
 
-    from equivision.errors import CorruptFileError, DataFileNotFoundError, ShapeError, UnsupportedFormatError
+    from equivision.errors import CorruptFileError, ShapeError
 
-    if not path.is_file():
-        raise DataFileNotFoundError(f"{path}: no such image file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise CorruptFileError(f"{path} is not a readable .npy array ({e})") from e
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]
-        if arr.shape != (channels, size, size) or arr.dtype.kind != "f":
-            raise ShapeError(f"{path}: the model reads one float view ({channels}, {size}, {size}), "
+        k = len(channels)
+        if arr.shape != (k, size, size) or arr.dtype.kind != "f":
+            raise ShapeError(f"{path}: the model reads one float view ({k}, {size}, {size}), "
                              f"got {arr.dtype} {arr.shape}")
-        return torch.from_numpy(np.ascontiguousarray(arr)).float()
-    if suffix != ".png":
-        raise UnsupportedFormatError(f"{path}: the view must be a .png or a .npy array")
-    from PIL import Image, UnidentifiedImageError
+        return torch.from_numpy(np.ascontiguousarray(arr)).float(), []
+    from equivision.io.images import read_image
+    from equivision.pipelines.pose import fit_image
 
-    try:
-        with Image.open(path) as im:
-            grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, SyntaxError) as e:
-        raise CorruptFileError(f"{path} is not a readable PNG ({e})") from e
-    want = (size, channels * size + 2 * (channels - 1))
-    if grey.shape != want:
-        raise ShapeError(f"{path} is {grey.shape[1]}×{grey.shape[0]} pixels; the model reads {channels} "
-                         f"channel(s) of {size}×{size} side by side, 2 pixels apart ({want[1]}×{want[0]}, "
-                         f"as `equivision render --size {size}` writes one view)")
-    tiles = [grey[:, k * (size + 2):k * (size + 2) + size] for k in range(channels)]
-    return torch.from_numpy(np.stack(tiles))
+    return fit_image(read_image(path), tuple(channels), size)
 
 
 @app.command()
 def synthesize(
-    view: Path = typer.Argument(..., help="The input view: a PNG as `equivision render` writes one view, "
-                                "or a .npy array."),
+    view: Path = typer.Argument(..., help="The input view: a PNG or the .safetensors "
+                                "of `equivision render`, another image, or a .npy array."),
     out: Path | None = typer.Option(None, "--out", "-o", help="PNG of the synthesized views."),
     rotation: list[str] = typer.Option(
         [], "--rotation", "-r",
@@ -117,8 +104,9 @@ def synthesize(
             raise
         raise UnknownModelError(f"{e}; the default decoder is not packaged yet: train one (equivision "
                                 "train view-synthesis) and pass its run folder with --model") from e
-    cfg = synth.embedder.cfg
-    image = _read_view(view, cfg.in_channels, cfg.image_size)
+    image, notes = _read_view(view, synth.input_channels, synth.embedder.cfg.image_size)
+    for note in notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     targets = [p for p in (out, gif) if p is not None]
     with atomic_paths(targets, overwrite=overwrite) as tmps:
         if out is not None:

@@ -72,16 +72,20 @@ def image_grid(images: Tensor, *, per_row: int = 8, gap: int = 2) -> Tensor:
     return grid
 
 
-def save_image_grid(path: str | Path, images: Tensor, *, per_row: int = 8, gap: int = 2) -> None:
+def save_image_grid(path: str | Path, images: Tensor, *, per_row: int = 8, gap: int = 2,
+                    text: dict[str, str] | None = None) -> None:
     """A grey PNG of :func:`image_grid`, written through a temporary file (callers check their
-    outputs first; ``path`` is replaced)."""
-    from PIL import Image
+    outputs first; ``path`` is replaced); ``text``: PNG text chunks (e.g. what the tiles are)."""
+    from PIL import Image, PngImagePlugin
 
     from equivision.io.atomic import atomic_path
 
     grid = image_grid(images, per_row=per_row, gap=gap)
+    info = PngImagePlugin.PngInfo()
+    for k, v in (text or {}).items():
+        info.add_text(k, v)
     with atomic_path(Path(path), overwrite=True) as tmp:
-        Image.fromarray(grid.numpy()).save(tmp, format="PNG")
+        Image.fromarray(grid.numpy()).save(tmp, format="PNG", pnginfo=info)
 
 
 __all__ = ["image_grid", "save_group_maps", "save_image_grid", "save_image_row"]

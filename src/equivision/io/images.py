@@ -46,6 +46,10 @@ __all__ = ["CHANNEL_NAMES", "IMAGE_FORMATS", "ImageFile", "read_image", "write_i
 CHANNEL_NAMES = ("shading", "silhouette", "depth")
 IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".safetensors")
 _PNG_KEY = "equivision-channels"
+#: PNG text chunk of ``equivision render``'s picture of one view: the channel names of the
+#: tiles laid side by side, ``STRIP_GAP`` pixels apart.
+STRIP_KEY = "equivision-strip"
+STRIP_GAP = 2
 _SAFETENSORS_KIND = "equivision-image/1"
 
 
@@ -145,6 +149,9 @@ def _read_pillow(path: Path) -> ImageFile:
         if a.ndim == 2:
             a = a[:, :, None]
         a = a.permute(2, 0, 1)
+        strip = info.get(STRIP_KEY)
+        if strip is not None and mode == "L":
+            return _read_strip(a, str(strip), where)
         text = info.get(_PNG_KEY)
         if text is not None and mode in ("L", "RGB"):
             chans = _check_channels(str(text).split(","), a.shape[0] if mode == "RGB" else 1, where)
@@ -163,6 +170,17 @@ def _read_pillow(path: Path) -> ImageFile:
         raise UnsupportedFormatError(f"{where}: image mode {mode!r} is not supported; save it as "
                                      "8- or 16-bit grey, RGB or RGBA")
     return ImageFile(_check_content(data.float(), where), ("shading",), kind)
+
+
+def _read_strip(a: Tensor, names: str, where: str) -> ImageFile:
+    """The channels of a render picture ``(1, S, K·S + gap·(K − 1))`` named ``names``."""
+    chans = names.split(",")
+    k, (_, s, w) = len(chans), a.shape
+    if w != k * s + STRIP_GAP * (k - 1):
+        raise CorruptFileError(f"{where}: declares {k} tiles of {s}×{s} side by side, but is {w} pixels wide")
+    chans = list(_check_channels(chans, k, where))
+    tiles = torch.stack([a[0, :, i * (s + STRIP_GAP):i * (s + STRIP_GAP) + s] for i in range(k)])
+    return ImageFile(_check_content(tiles.float(), where), tuple(chans), f"8-bit render of {','.join(chans)}")
 
 
 def read_image(path: str | os.PathLike[str]) -> ImageFile:
