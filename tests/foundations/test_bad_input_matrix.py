@@ -130,6 +130,57 @@ INPUT_CASES = ["missing", "empty", "truncated", "garbage", "nan", "inf", "collin
                "zero-area", "wrong-extension", "folder"]
 
 
+def _image_input(case: str, d: Path) -> Path:
+    """A bad image for pose / synthesize (64² three-channel views are what the packaged
+    network reads)."""
+    import torch
+    from PIL import Image
+
+    from equivision.io.images import write_image_tensors
+
+    p = d / "view.png"
+    if case == "missing":
+        return d / "missing.png"
+    if case == "folder":
+        p.mkdir()
+        return p
+    if case in ("nan", "inf"):
+        x = torch.rand(3, 64, 64)
+        x[0, 5, 5] = float("nan") if case == "nan" else float("inf")
+        t = d / "view.safetensors"
+        write_image_tensors(t, x, ["shading", "silhouette", "depth"])
+        return t
+    good = d / "good.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(good)
+    raw = good.read_bytes()
+    if case == "empty":
+        p.write_bytes(b"")
+    elif case == "truncated":
+        p.write_bytes(raw[: len(raw) // 2])
+    elif case == "garbage":
+        p.write_bytes(b"\x00\x01 not an image at all")
+    elif case == "collinear":  # one row of pixels: not a square view
+        Image.fromarray(np.full((1, 64), 200, np.uint8)).save(p)
+    elif case == "identical":  # a constant grey picture: nothing to see
+        Image.fromarray(np.full((64, 64), 128, np.uint8)).save(p)
+    elif case == "zero-area":  # all black: no object in view
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(p)
+    elif case == "wrong-extension":
+        p = d / "view.txt"
+        p.write_bytes(raw)
+    return p
+
+
+def _good_view(d: Path) -> Path:
+    import torch
+
+    from equivision.io.images import write_image_tensors
+
+    p = d / "good.safetensors"
+    write_image_tensors(p, torch.rand(3, 64, 64), ["shading", "silhouette", "depth"])
+    return p
+
+
 def _good_mesh(d: Path) -> Path:
     p = d / "reference.ply"
     p.write_bytes(_good_mesh_bytes())
@@ -149,6 +200,9 @@ COMMANDS: dict[str, tuple[Callable[[str, Path], Path], Argv]] = {
                                                     "--points", "300", "--emd-points", "64"]),
     "evaluate-ref": (_mesh_input, lambda i, d, o: ["evaluate", str(_good_mesh(d)), str(i),
                                                    "--points", "300", "--emd-points", "64"]),
+    "pose": (_image_input, lambda i, d, o: ["pose", str(i), str(_good_view(d))]),
+    "pose-mesh": (_mesh_input, lambda i, d, o: ["pose", str(_good_view(d)), "--mesh", str(i)]),
+    "synthesize": (_image_input, lambda i, d, o: ["synthesize", str(i), "-o", str(o / "s.png")]),
     "train-config": (_config_input, lambda i, d, o: ["train", "toy", "--config", str(i),
                                                      "--run", str(o / "run")]),
 }
