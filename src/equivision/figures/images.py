@@ -15,9 +15,11 @@ def save_image_row(
     path: str | Path, views: Sequence[tuple[str, Tensor]], *, cmap: str = "gray",
     vmin: float | None = 0.0, vmax: float | None = 1.0, dpi: int = 110,
 ) -> None:
-    """A PNG of images ``(H, W)`` side by side, each under its title."""
+    """A PNG of images ``(H, W)`` side by side, each under its title (multi-line titles get
+    the height they need instead of being clipped)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(views), figsize=(2.0 * len(views), 2.4))
+    lines = max(title.count("\n") + 1 for title, _ in views)
+    fig, axes = plt.subplots(1, len(views), figsize=(2.0 * len(views), 2.2 + 0.16 * lines))
     for ax, (title, img) in zip(axes, views, strict=True):
         ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=8)
