@@ -19,7 +19,7 @@ def save_image_row(
     the height they need instead of being clipped)."""
     plt = pyplot()
     lines = max(title.count("\n") + 1 for title, _ in views)
-    fig, axes = plt.subplots(1, len(views), figsize=(2.0 * len(views), 2.2 + 0.16 * lines))
+    fig, axes = plt.subplots(1, len(views), figsize=(2.0 * len(views), 2.24 + 0.16 * lines))
     for ax, (title, img) in zip(axes, views, strict=True):
         ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=8)
