@@ -311,6 +311,18 @@ def test_atomic_directory_replaces_only_equivision_folders(tmp_path):
         check_outputs([OutputSpec("--out", tmp_path / "x.jpg", (".png",))], overwrite=False)
 
 
+def test_atomic_directory_never_replaces_the_current_folder_even_empty(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for kind in ("run", None):
+        with pytest.raises(OutputExistsError, match="current folder"), \
+                atomic_directory(here, overwrite=True, kind=kind) as tmp:
+            (tmp / "x").write_text("x")
+        assert here.is_dir() and Path.cwd() == here.resolve() and list(here.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temp, nothing renamed
+
+
 def test_stale_temps_of_dead_writers_are_removed(tmp_path):
     dead = _dead_pid()
     stale_file = tmp_path / f".mesh.ply.equivision-{dead}-0a1b2c3d.tmp.ply"

@@ -382,6 +382,10 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False,
             raise OutputExistsError(f"{target} exists and is not a folder")
         if not overwrite:
             raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it")
+        # even an empty one: replacing renames it away (the current folder, home, root never)
+        why = _protected(target.resolve())
+        if why is not None:
+            raise OutputExistsError(f"{target}: refusing to replace it, {why}; choose a new folder")
         if kind is not None:
             if any(target.iterdir()):
                 _own_entries(target, kind, "output folder")
