@@ -82,22 +82,15 @@ def open_views(folder: str, cfg: ImageToSphereTaskConfig, limit: int = 0) -> Ima
     """The view dataset at ``folder`` as training pairs, checked against the model config."""
     views = ViewDataset(folder)
     m = views.manifest
-    have = list(m["config"]["channels"])
-    missing = [c for c in cfg.channels if c not in have]
-    if missing:
-        raise ConfigError(f"{folder} has image channels {have}; task.channels asks for {missing}")
-    if [c for c in have if c in cfg.channels] != list(cfg.channels):
-        raise ConfigError(f"task.channels must follow the dataset's order {have}, got {cfg.channels}")
-    size = int(m["config"]["image_size"])
-    if size != cfg.model.image_size:
-        raise ConfigError(f"{folder} has {size}² images but model.image_size is {cfg.model.image_size}")
+    index = views.channel_index(cfg.channels)
+    views.check_image_size(cfg.model.image_size)
     _, target, _, _ = views[0]
     c, n = int(target.shape[0]), int(target.shape[-1])
     if (c, n // 2) != (cfg.model.out_channels, cfg.model.bandwidth):
         raise ConfigError(f"{folder} holds targets of {c} channels at bandwidth {n // 2} (teacher "
                           f"{m['teacher']['name']}, layer {m['teacher']['layer']}); the model predicts "
                           f"{cfg.model.out_channels} channels at bandwidth {cfg.model.bandwidth}")
-    return ImageViews(views, [have.index(ch) for ch in cfg.channels], cfg.target_scale, limit)
+    return ImageViews(views, index, cfg.target_scale, limit)
 
 
 def map_rel_l2(pred: Tensor, target: Tensor) -> Tensor:

@@ -73,17 +73,8 @@ class PosedViews(Dataset):
 def open_posed_views(folder: str, cfg: PoseRegressionTaskConfig, limit: int = 0) -> PosedViews:
     """The view dataset at ``folder`` as (image, pose) pairs, checked against the config."""
     views = ViewDataset(folder)
-    m = views.manifest
-    have = list(m["config"]["channels"])
-    missing = [c for c in cfg.channels if c not in have]
-    if missing:
-        raise ConfigError(f"{folder} has image channels {have}; task.channels asks for {missing}")
-    if [c for c in have if c in cfg.channels] != list(cfg.channels):
-        raise ConfigError(f"task.channels must follow the dataset's order {have}, got {cfg.channels}")
-    size = int(m["config"]["image_size"])
-    if size != cfg.model.image_size:
-        raise ConfigError(f"{folder} has {size}² images but model.image_size is {cfg.model.image_size}")
-    return PosedViews(views, [have.index(ch) for ch in cfg.channels], limit)
+    views.check_image_size(cfg.model.image_size)
+    return PosedViews(views, views.channel_index(cfg.channels), limit)
 
 
 def geodesic_angle(pred: Tensor, truth: Tensor, eps: float = 1e-6) -> Tensor:

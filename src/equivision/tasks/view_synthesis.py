@@ -49,16 +49,6 @@ def silhouette_iou(pred: Tensor, target: Tensor, threshold: float = 0.5) -> Tens
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).mean()
 
 
-def _channels(views: ViewDataset, names: list[str], what: str) -> list[int]:
-    have = list(views.manifest["config"]["channels"])
-    missing = [c for c in names if c not in have]
-    if missing:
-        raise ConfigError(f"{views.folder} has image channels {have}; task.{what} asks for {missing}")
-    if [c for c in have if c in names] != list(names):
-        raise ConfigError(f"task.{what} must follow the dataset's order {have}, got {names}")
-    return [have.index(c) for c in names]
-
-
 def _check_names(names: list[str], what: str) -> None:
     if not names or len(set(names)) != len(names):
         raise ConfigError(f"task.{what} must be non-empty and without repeats, got {names}")
@@ -177,12 +167,6 @@ class ViewPairs(Dataset):
         return image_i[self.inputs], q, image_j[self.outputs]
 
 
-def _check_size(views: ViewDataset, size: int) -> None:
-    have = int(views.manifest["config"]["image_size"])
-    if have != size:
-        raise ConfigError(f"{views.folder} has {have}² images but model.image_size is {size}")
-
-
 def _check_maps(views: ViewDataset, cfg: SphereToImageConfig, source: str) -> None:
     _, target, _, _ = views[0]
     c, n = int(target.shape[0]), int(target.shape[-1])
@@ -236,9 +220,9 @@ class ViewSynthesisTask(Task):
         out = []
         for folder, limit in ((cfg.train_views, 0), (cfg.eval_views, cfg.max_eval_items)):
             views = ViewDataset(folder)
-            _check_size(views, cfg.model.image_size)
-            out.append(_Views(views, _channels(views, cfg.channels, "channels"),
-                              _channels(views, cfg.targets, "targets"), limit))
+            views.check_image_size(cfg.model.image_size)
+            out.append(_Views(views, views.channel_index(cfg.channels, "channels"),
+                              views.channel_index(cfg.targets, "targets"), limit))
         self._embedder = load_embedder(cfg, cfg.model.image_size)
         self._targets = tuple(cfg.targets)
         return out[0], out[1]
@@ -273,9 +257,10 @@ class ViewSynthesisTeacherTask(Task):
         out = []
         for folder, limit in ((cfg.train_views, 0), (cfg.eval_views, cfg.max_eval_items)):
             views = ViewDataset(folder)
-            _check_size(views, cfg.model.image_size)
+            views.check_image_size(cfg.model.image_size)
             _check_maps(views, cfg.model, f"{folder} (teacher {views.manifest['teacher']['name']})")
-            out.append(_Views(views, None, _channels(views, cfg.targets, "targets"), limit, cfg.target_scale))
+            out.append(_Views(views, None, views.channel_index(cfg.targets, "targets"), limit,
+                              cfg.target_scale))
         self._targets = tuple(cfg.targets)
         return out[0], out[1]
 
@@ -299,9 +284,9 @@ class ViewBaselineTask(Task):
         splits = ((cfg.train_views, 0, None), (cfg.eval_views, cfg.max_eval_items, cfg.pair_seed))
         for folder, limit, seed in splits:
             views = ViewDataset(folder)
-            _check_size(views, cfg.model.image_size)
-            out.append(ViewPairs(views, _channels(views, cfg.channels, "channels"),
-                                 _channels(views, cfg.targets, "targets"), seed, limit))
+            views.check_image_size(cfg.model.image_size)
+            out.append(ViewPairs(views, views.channel_index(cfg.channels, "channels"),
+                                 views.channel_index(cfg.targets, "targets"), seed, limit))
         self._targets = tuple(cfg.targets)
         return out[0], out[1]
 

@@ -388,6 +388,23 @@ class ViewDataset(Dataset):
     def __len__(self) -> int:
         return int(self.manifest["items"])
 
+    def channel_index(self, names: Sequence[str], what: str = "channels") -> list[int]:
+        """Indices of the image channels ``names`` (a subset in the dataset's order: a task
+        config's ``task.<what>``); :class:`ConfigError` naming what is missing or misordered."""
+        have = list(self.manifest["config"]["channels"])
+        missing = [c for c in names if c not in have]
+        if missing:
+            raise ConfigError(f"{self.folder} has image channels {have}; task.{what} asks for {missing}")
+        if [c for c in have if c in names] != list(names):
+            raise ConfigError(f"task.{what} must follow the dataset's order {have}, got {list(names)}")
+        return [have.index(c) for c in names]
+
+    def check_image_size(self, size: int) -> None:
+        """:class:`ConfigError` unless the dataset's images are ``size``² (a model's input)."""
+        have = int(self.manifest["config"]["image_size"])
+        if have != size:
+            raise ConfigError(f"{self.folder} has {have}² images but model.image_size is {size}")
+
     def __getstate__(self) -> dict[str, Any]:
         # open files stay in their process: DataLoader workers open their own
         return {**self.__dict__, "_handles": {}}
