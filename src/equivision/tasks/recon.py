@@ -53,7 +53,10 @@ def default_recon_model() -> PEIFConfig:
 
 
 @dataclass
-class ReconConfig:
+class ReconDataFields:
+    """The data fields of the reconstruction tasks (PEIF's and the VN global field's share
+    them, with the same defaults, so both use one prepared cache)."""
+
     data_dir: str = "runs/recon-data"
     """Cache of prepared shapes (reused when up to date)."""
     data_seed: int = 0
@@ -66,18 +69,26 @@ class ReconConfig:
     prep_queries: int = 16_384
     queries_per_item: int = 2048
     repeats: int = 50
-    memory_weight: float = 0.1
-    model: PEIFConfig = field(default_factory=default_recon_model)
 
-    def __post_init__(self) -> None:
+    def check_data_fields(self, k: int) -> None:
+        """:class:`ConfigError` for a bad data field (``k``: the model's neighbour count)."""
         check_fields(self, "task")
         for name in ("procedural_per_family", "n_points", "prep_queries", "queries_per_item", "repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_points < self.model.k:
-            raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({self.model.k})")
-        for name in ("noise", "memory_weight"):
-            require_positive(getattr(self, name), f"task.{name}", allow_zero=True, error=ConfigError)
+        if self.n_points < k:
+            raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({k})")
+        require_positive(self.noise, "task.noise", allow_zero=True, error=ConfigError)
+
+
+@dataclass
+class ReconConfig(ReconDataFields):
+    memory_weight: float = 0.1
+    model: PEIFConfig = field(default_factory=default_recon_model)
+
+    def __post_init__(self) -> None:
+        self.check_data_fields(self.model.k)
+        require_positive(self.memory_weight, "task.memory_weight", allow_zero=True, error=ConfigError)
 
 
 class PatchQueries(Dataset):

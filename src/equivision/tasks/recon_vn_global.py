@@ -32,42 +32,22 @@ from equivision.data.seeds import stream_seed
 from equivision.errors import ConfigError
 from equivision.models.vn_global_field import VNGlobalFieldConfig
 from equivision.recon.data import PrepConfig, load_prepared
-from equivision.tasks.recon import recon_sources
-from equivision.training.config import check_fields
+from equivision.tasks.recon import ReconDataFields, recon_sources
 from equivision.training.tasks import Task, register_task
 
 
 @dataclass
-class ReconVNGlobalConfig:
-    """The data fields mean what they mean in :class:`equivision.tasks.recon.ReconConfig`
-    (the same defaults, so both tasks share one prepared cache)."""
+class ReconVNGlobalConfig(ReconDataFields):
+    """The data fields are PEIF's (:class:`~equivision.tasks.recon.ReconDataFields`)."""
 
-    data_dir: str = "runs/recon-data"
-    data_seed: int = 0
-    procedural_per_family: int = 8
-    eval_procedural_per_family: int = 1
-    use_abc: bool = True
-    abc_holdout: int = 3
-    n_points: int = 10_000
-    noise: float = 0.0
-    prep_queries: int = 16_384
-    queries_per_item: int = 2048
-    repeats: int = 50
     loss: str = "l2"
     """``"l2"`` or ``"l1"`` (see the module doc)."""
     model: VNGlobalFieldConfig = field(default_factory=VNGlobalFieldConfig)
 
     def __post_init__(self) -> None:
-        check_fields(self, "task")
-        for name in ("procedural_per_family", "n_points", "prep_queries", "queries_per_item", "repeats"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_points < self.model.k:
-            raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({self.model.k})")
+        self.check_data_fields(self.model.k)
         if self.loss not in ("l1", "l2"):
             raise ConfigError(f"task.loss must be 'l1' or 'l2', got {self.loss!r}")
-        if not self.noise >= 0:
-            raise ConfigError(f"task.noise must be >= 0, got {self.noise}")
 
 
 class CloudQueries(Dataset):
