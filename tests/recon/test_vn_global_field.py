@@ -76,6 +76,38 @@ def test_max_pooling_is_equivariant_too():
         VNGlobalFieldConfig(pooling="sum")
 
 
+def test_vectors_only_field_is_equivariant_too():
+    cfg = VNGlobalFieldConfig(k=8, channels=[4, 8, 16], latent=8, frame_channels=3, hidden=32, blocks=2,
+                              encoder_points=256, tensor_latent=0)
+    torch.manual_seed(0)
+    net = VNGlobalField(cfg).double().eval()
+    torch.nn.init.normal_(net.out.weight, std=0.3)
+    assert net.encode(cloud_and_queries(torch.float64)[0]).tensors is None
+    assert_equivariant(lambda v: net(*v), cloud_and_queries(torch.float64), act_in, act_out,
+                       SE3_.random(4, seed=8, dtype=torch.float64), tol=1e-10)
+    with pytest.raises(ConfigError, match="tensor_latent"):
+        VNGlobalFieldConfig(tensor_latent=-1)
+
+
+def test_latent_matrices_rotate_as_r_s_rt_and_vectors_vanish_on_symmetric_clouds():
+    """The reason for the matrices: every equivariant vector of a centrally symmetric cloud
+    is zero, so ``z`` carries nothing there, while ``S`` (even) keeps the shape's axes."""
+    net = tiny_net(torch.float64).eval()
+    half = cloud_and_queries(torch.float64, n=100)[0]  # 200 points: under encoder_points
+    sym = torch.cat([half, -half], 1)  # x and −x: centrally symmetric, centroid 0
+    lat = net.encode(sym)
+    assert lat.tensors is not None and lat.tensors.shape == (2, TINY.tensor_latent, 3, 3)
+    assert lat.z.abs().max() < 1e-12
+    assert lat.tensors.abs().amax((1, 2, 3)).min() > 1e-3
+    assert torch.allclose(lat.tensors, lat.tensors.transpose(-1, -2))
+    rot = SE3_.random(3, seed=4, dtype=torch.float64)[:, :3, :3]
+    pts = cloud_and_queries(torch.float64)[0]
+    base = net.encode(pts).tensors
+    for r in rot:
+        moved = net.encode(pts @ r.T).tensors
+        assert torch.allclose(moved, r @ base @ r.T, atol=1e-10)
+
+
 def test_harness_catches_a_non_equivariant_output():
     """The same field with the query's raw coordinates added to its displacement is no longer
     equivariant: the harness must say so."""
@@ -116,12 +148,15 @@ def test_decoder_gradcheck():
     z, code = lat.z.detach().requires_grad_(), lat.code.detach().requires_grad_()
     qq = q.detach().requires_grad_()
 
-    def dec(z_, code_, q_):
+    def dec(z_, code_, q_, s_):
         from equivision.models.vn_global_field import VNLatent
 
-        return net.decode(VNLatent(z_, code_, lat.centroid, lat.scale), q_)
+        return net.decode(VNLatent(z_, code_, lat.centroid, lat.scale, s_), q_)
 
-    assert torch.autograd.gradcheck(dec, (z, code, qq), eps=1e-6, atol=1e-6)
+    assert lat.tensors is not None
+    s = lat.tensors.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda z_, c_, q_, s_: dec(z_, c_, q_, s_), (z, code, qq, s),
+                                    eps=1e-6, atol=1e-6)
     # and the whole field with respect to the cloud
     assert torch.autograd.gradcheck(lambda p: net(p, q[:1]), (pts[:1, :20].clone().requires_grad_(),),
                                     eps=1e-6, atol=1e-5)
