@@ -310,3 +310,31 @@ def test_task_trains_a_few_steps(tmp_path):
     item = train_ds[0]
     assert item["points"].shape == (256, 3) and item["queries"].shape == (64, 3)
     assert torch.equal(train_ds[3]["queries"], train_ds[3]["queries"])  # fixed by the index
+
+
+def test_partial_training_items_are_half_space_crops(tmp_path):
+    from equivision.recon.data import load_prepared
+    from equivision.tasks.recon_vn_global import CloudQueries, ReconVNGlobalConfig
+
+    with pytest.raises(ConfigError, match="partial_fraction"):
+        ReconVNGlobalConfig(partial_fraction=1.5, model=TINY)
+    task_cfg = {"data_dir": str(tmp_path / "data"), "procedural_per_family": 1,
+                "eval_procedural_per_family": 1,
+                "use_abc": False, "n_points": 400, "prep_queries": 256, "queries_per_item": 64, "repeats": 2,
+                "model": TINY}
+    from equivision.training import get_task
+
+    task = get_task("recon-vn-global")
+    whole, _ = task.datasets(task.config_cls(**task_cfg))
+    part = CloudQueries(whole.paths, 150, 64, 2, 0, partial_fraction=1.0)
+    for i in range(4):
+        full = load_prepared(whole.paths[i % len(whole.paths)])["cloud"].float()
+        pts = part[i]["points"]
+        assert (torch.cdist(pts, full, compute_mode="donot_use_mm_for_euclid_dist").amin(1) == 0).all()
+        # a half: some plane through the whole cloud's centroid has every point on one side,
+        # found here as the direction of the crop's centroid shift
+        shift = pts.mean(0) - full.mean(0)
+        assert shift.norm() > 0.05
+        assert torch.equal(part[i]["queries"], whole[i]["queries"])  # targets: the whole shape
+    assert torch.equal(CloudQueries(whole.paths, 150, 64, 2, 0)[1]["points"],
+                       CloudQueries(whole.paths, 150, 64, 2, 0, partial_fraction=0.0)[1]["points"])

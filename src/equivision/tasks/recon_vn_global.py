@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from equivision.data.seeds import stream_seed
 from equivision.errors import ConfigError
+from equivision.geometry import half_space_crop
 from equivision.models.vn_global_field import VNGlobalFieldConfig
 from equivision.recon.data import PrepConfig, load_prepared
 from equivision.tasks.recon import ReconDataFields, recon_sources
@@ -42,12 +43,19 @@ class ReconVNGlobalConfig(ReconDataFields):
 
     loss: str = "l2"
     """``"l2"`` or ``"l1"`` (see the module doc)."""
+    partial_fraction: float = 0.0
+    """Share of training items whose encoder cloud is a half-space crop of the shape's cloud
+    (:func:`~equivision.geometry.half_space_crop`, a seeded random plane through the centroid)
+    while the queries and targets stay those of the whole shape: the field learns to complete
+    what a partial cloud does not show. Evaluation items are always whole clouds."""
     model: VNGlobalFieldConfig = field(default_factory=VNGlobalFieldConfig)
 
     def __post_init__(self) -> None:
         self.check_data_fields(self.model.k)
         if self.loss not in ("l1", "l2"):
             raise ConfigError(f"task.loss must be 'l1' or 'l2', got {self.loss!r}")
+        if isinstance(self.partial_fraction, bool) or not 0 <= self.partial_fraction <= 1:
+            raise ConfigError(f"task.partial_fraction must be in [0, 1], got {self.partial_fraction!r}")
 
 
 class CloudQueries(Dataset):
@@ -55,9 +63,10 @@ class CloudQueries(Dataset):
     ``{"points": (encoder_points, 3), "queries": (Q, 3), "target": (Q, 3)}``."""
 
     def __init__(self, paths: list[Path], n_points: int, queries_per_item: int, repeats: int,
-                 seed: int) -> None:
+                 seed: int, partial_fraction: float = 0.0) -> None:
         self.paths, self.n_points, self.n_q, self.repeats, self.seed = (
             paths, n_points, queries_per_item, repeats, seed)
+        self.partial_fraction = partial_fraction
 
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
@@ -70,8 +79,13 @@ class CloudQueries(Dataset):
             pick = torch.randperm(n_all, generator=g)[:n]
             return pick if len(pick) == n else torch.randint(n_all, (n,), generator=g)
 
-        cloud = data["cloud"][subset(data["cloud"].shape[0], self.n_points)]
         pick = subset(data["queries"].shape[0], self.n_q)
+        cloud = data["cloud"]
+        # the crop draws from its own stream: an item's queries do not depend on it
+        gc = torch.Generator().manual_seed(stream_seed(self.seed + 1, i))
+        if self.partial_fraction > 0 and float(torch.rand((), generator=gc)) < self.partial_fraction:
+            cloud = half_space_crop(cloud, torch.randn(3, generator=gc, dtype=torch.float64))[0]
+        cloud = cloud[subset(cloud.shape[0], self.n_points)]
         return {"points": cloud.float(), "queries": data["queries"][pick].float(),
                 "target": data["displacements"][pick].float()}
 
@@ -97,7 +111,8 @@ class ReconVNGlobalTask(Task):
         train_paths = prepare_dataset(train_src, root, prep, seed=cfg.data_seed)
         eval_paths = prepare_dataset(eval_src, root, prep, seed=cfg.data_seed)
         n = min(cfg.model.encoder_points, cfg.n_points)
-        return (CloudQueries(train_paths, n, cfg.queries_per_item, cfg.repeats, cfg.data_seed),
+        return (CloudQueries(train_paths, n, cfg.queries_per_item, cfg.repeats, cfg.data_seed,
+                             cfg.partial_fraction),
                 CloudQueries(eval_paths, n, cfg.queries_per_item, 1, cfg.data_seed + 1))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
