@@ -3,8 +3,9 @@
 Three collections: the 10 ShapeNet classes of the shared data (canonically aligned, up = +y),
 ModelNet10 (aligned, up = +z; its official train/test folders) and the project's procedural
 families (up = +y). Each mesh becomes ``rotations`` ray-cast
-signals ``(2, 2B, 2B)`` (distance and cosine channels, :func:`equivision.render.raycast_sphere`)
-under the protocol's rotations:
+signals ``(C, 2B, 2B)`` (``channels``, default distance and cosine; the convex hull's
+``"hull_distance"`` and ``"hull_cosine"`` add the outer shape where rays hit inner surfaces:
+:func:`equivision.render.raycast_sphere`) under the protocol's rotations:
 
 * ``upright-upright``: train and test rotated about the collection's up axis
   (:func:`~equivision.data.registry.up_axis`) only, with the up axis turned onto the grid's
@@ -20,8 +21,9 @@ procedural shapes, training shapes use seeds ``0 … n−1`` and test shapes see
 Object ``i``'s rotations use :func:`~equivision.data.seeds.stream_seed` ``(rotation_seed, i)``
 (test objects ``500 000 + i``).
 Signals are cached under ``cache_dir`` (:mod:`equivision.data.cache`) by a key of the
-configuration, :data:`SIGNAL_VERSION` and the source files' names, sizes and times; a missing,
-corrupt or stale file is rebuilt.
+configuration (:meth:`SphereDataConfig.key_fields`: the default channels are left out, so
+caches built before channels could be chosen stay valid), :data:`SIGNAL_VERSION` and the
+source files' names, sizes and times; a missing, corrupt or stale file is rebuilt.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from equivision.data.cache import cache_key, file_fingerprint, load_or_build
 from equivision.data.registry import PROCEDURAL_TEST_SEED, class_names
 from equivision.data.seeds import stream_seed
 from equivision.errors import CorruptFileError, InvalidInputError
+from equivision.render.sphere import CHANNELS, DEFAULT_CHANNELS
 
 PROTOCOLS = ("upright-upright", "so3-so3", "upright-so3")
 COLLECTIONS = ("shapenet10", "modelnet10", "procedural")
@@ -58,8 +61,16 @@ class SphereDataConfig:
     procedural_train_per_family: int = 12
     procedural_test_per_family: int = 4
     rotation_seed: int = 0
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     def __post_init__(self) -> None:
+        # JSON gives a list; a tuple keeps the config hashable (it keys the in-memory cache)
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels or any(c not in CHANNELS for c in self.channels):
+            raise InvalidInputError(
+                f"channels must be a non-empty list of {CHANNELS}, got {list(self.channels)}")
+        if len(set(self.channels)) != len(self.channels):
+            raise InvalidInputError(f"channels must not repeat, got {list(self.channels)}")
         if self.collection not in COLLECTIONS:
             raise InvalidInputError(f"collection must be one of {COLLECTIONS}, got {self.collection!r}")
         if self.protocol not in PROTOCOLS:
@@ -67,14 +78,22 @@ class SphereDataConfig:
         if self.bandwidth < 2 or self.train_rotations < 1 or self.test_rotations < 1:
             raise InvalidInputError("bandwidth must be >= 2 and rotation counts >= 1")
 
+    def key_fields(self) -> dict:
+        """The fields that key the cache: all of them, less ``channels`` when it is the
+        default (those signals are what every earlier cache holds, under the same key)."""
+        d = asdict(self)
+        if self.channels == DEFAULT_CHANNELS:
+            del d["channels"]
+        return d
+
     def digest(self) -> str:
-        key = {**asdict(self), "signal_version": SIGNAL_VERSION}
+        key = {**self.key_fields(), "signal_version": SIGNAL_VERSION}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
 class SphereSplit:
-    train_x: Tensor  # (N, 2, 2B, 2B)
+    train_x: Tensor  # (N, C, 2B, 2B), C = len(channels)
     train_y: Tensor  # (N,)
     test_x: Tensor
     test_y: Tensor
@@ -162,11 +181,22 @@ def _cast(
     xs, ys = [], []
     for idx, (_name, label, load) in enumerate(items):
         rots = _rotations(kind, n_rot, stream_seed(cfg.rotation_seed, seed_offset + idx), up)
-        xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots))
+        xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots, channels=cfg.channels))
         ys.append(torch.full((n_rot,), label, dtype=torch.long))
         if progress is not None:
             progress()
     return torch.cat(xs), torch.cat(ys)
+
+
+def _signals_path_and_key(cfg: SphereDataConfig, cache_dir: str | Path) -> tuple[Path, str]:
+    key = cache_key(cfg.key_fields(), SIGNAL_VERSION, _source_fingerprint(cfg))
+    return Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{key}.safetensors", key
+
+
+def signals_cache_path(cfg: SphereDataConfig, cache_dir: str | Path = "runs/sphere-data") -> Path:
+    """Where the signals of ``cfg`` are cached: named by collection, protocol, bandwidth and the
+    cache key (which reads the source files' sizes and times, not their contents)."""
+    return _signals_path_and_key(cfg, cache_dir)[0]
 
 
 def make_sphere_split(
@@ -178,8 +208,7 @@ def make_sphere_split(
     from rich.progress import Progress
 
     train, test, classes = _sources(cfg)
-    key = cache_key(asdict(cfg), SIGNAL_VERSION, _source_fingerprint(cfg))
-    path = Path(cache_dir) / f"{cfg.collection}-{cfg.protocol}-b{cfg.bandwidth}-{key}.safetensors"
+    path, key = _signals_path_and_key(cfg, cache_dir)
 
     meta = {"config": json.dumps(asdict(cfg))}
 
@@ -219,11 +248,12 @@ def cache_info(path: str | Path) -> dict[str, float]:
 
 
 def shared_class_signals(
-    source: str, target: str, *, kind: str, bandwidth: int, rotations: int, rotation_seed: int = 0
+    source: str, target: str, *, kind: str, bandwidth: int, rotations: int, rotation_seed: int = 0,
+    channels: tuple[str, ...] = DEFAULT_CHANNELS,
 ) -> tuple[Tensor, Tensor, list[str]]:
     """Every mesh of ``source`` (both of its splits: a model trained on ``target`` saw none)
     whose class ``target`` also has, ray-cast for a ``target``-trained model: ``x``
-    ``(N·rotations, 2, 2B, 2B)``, labels ``y`` in ``target``'s label order, and the shared
+    ``(N·rotations, len(channels), 2B, 2B)``, labels ``y`` in ``target``'s label order, and the shared
     class names. Each mesh is first turned so its up axis lies on ``target``'s
     (:func:`~equivision.data.registry.up_rotation`, e.g. ShapeNet's +y onto ModelNet's +z),
     then posed as ``target``'s test objects are: ``kind="upright"`` about that axis, ``"so3"``
@@ -248,6 +278,6 @@ def shared_class_signals(
         mesh = Mesh(mesh.vertices.double() @ turn.T, mesh.faces)
         rots = _rotations(kind, rotations, stream_seed(rotation_seed, TEST_STREAM_OFFSET + i),
                           up_axis(target) or "+z")
-        xs.append(raycast_sphere(mesh, bandwidth, rotations=rots))
+        xs.append(raycast_sphere(mesh, bandwidth, rotations=rots, channels=channels))
         ys.append(torch.full((rotations,), target_labels.index(e.cls), dtype=torch.long))
     return torch.cat(xs), torch.cat(ys), shared

@@ -157,7 +157,7 @@ def _modelnet10_job(seed: int, model: str, training: str, train_cfg: dict, data:
             row[protocol] = accuracy(net, split.test_x, split.test_y)
             x, y, _ = shared_class_signals(MODELNET10_CROSS, "modelnet10", kind=TEST_KIND[protocol],
                                            bandwidth=cfg.bandwidth, rotations=cfg.test_rotations,
-                                           rotation_seed=cfg.rotation_seed)
+                                           rotation_seed=cfg.rotation_seed, channels=cfg.channels)
             row[f"{MODELNET10_CROSS}:{protocol}"] = accuracy(net, x, y)
         return row
     return run_name("modelnet10", model, training, seed=seed), fn

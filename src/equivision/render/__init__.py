@@ -18,12 +18,13 @@ from equivision.render.intersect import BACKENDS, Hits, HitsFn, hits_function, i
 from equivision.render.intersect_embree import embree_available, first_hits_embree
 from equivision.render.intersect_torch import first_hits_through_point, first_hits_torch
 from equivision.render.rays import common_point, grid_directions, rays_toward_center, share_a_point
-from equivision.render.sphere import CHANNELS, raycast_sphere, surface_centroid
+from equivision.render.sphere import CHANNELS, DEFAULT_CHANNELS, convex_hull, raycast_sphere, surface_centroid
 
 __all__ = [
     "BACKENDS",
     "CAMERA_CHANNELS",
     "CHANNELS",
+    "DEFAULT_CHANNELS",
     "LIGHT_DIRECTION",
     "MAX_IMAGE_SIZE",
     "Hits",
@@ -32,6 +33,7 @@ __all__ = [
     "camera_for_mesh",
     "camera_hits",
     "common_point",
+    "convex_hull",
     "embree_available",
     "first_hits_embree",
     "first_hits_through_point",

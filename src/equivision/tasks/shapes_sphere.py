@@ -21,6 +21,7 @@ from equivision.data.shapes_sphere import COLLECTIONS, PROTOCOLS, SphereDataConf
 from equivision.errors import CheckpointError, ConfigError
 from equivision.models.equirect_cnn import EquirectCNNConfig
 from equivision.models.spherical_cnn import SphericalCNNConfig
+from equivision.render.sphere import CHANNELS
 from equivision.training.config import check_fields
 from equivision.training.tasks import Task, register_task
 
@@ -61,7 +62,9 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
     refused: the labels come from the registry), and ``augment_azimuth``: turn each training
     signal about the grid's pole by a fresh random multiple of the grid step every time it is
     drawn (a roll of the azimuth axis, exact on the grid), so a fixed set of cached rotations
-    yields new poses every epoch at no ray-casting cost."""
+    yields new poses every epoch at no ray-casting cost. ``channels`` are the ray-cast
+    channels (:data:`~equivision.render.sphere.CHANNELS`), one per input channel of the model
+    (``task.model.in_channels``)."""
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
@@ -69,6 +72,14 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
             raise ConfigError(
                 f"task.collection must be one of {COLLECTIONS} and task.protocol one of {PROTOCOLS}"
             )
+        chans = list(self.channels)
+        if not chans or any(c not in CHANNELS for c in chans) or len(set(chans)) != len(chans):
+            raise ConfigError(f"task.channels must be a non-empty list of distinct names from {CHANNELS}, "
+                              f"got {chans}")
+        model = getattr(self, "model", None)
+        if model is not None and model.in_channels != len(chans):
+            raise ConfigError(f"task.model.in_channels ({model.in_channels}) must equal the number of "
+                              f"task.channels ({len(chans)}: {', '.join(chans)})")
         expected = list(class_names(self.collection))
         if not self.classes:
             self.classes = expected
@@ -151,8 +162,9 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
     """A trained spherical CNN (packaged name, e.g. ``shapes_sphere_modelnet10``, or run folder)
     whose feature maps are to be read on the signals of ``data`` (``features(x, layer)``), in
     eval mode. A network that reads another grid (its input bandwidth is not
-    ``data.bandwidth``) is a :class:`~equivision.errors.CheckpointError`: its layers would
-    refuse, or worse misread, those signals."""
+    ``data.bandwidth``) or another number of channels than ``data.channels`` is a
+    :class:`~equivision.errors.CheckpointError`: its layers would refuse, or worse misread,
+    those signals."""
     from equivision.models import load
 
     net = load(name_or_run, model="spherical_cnn", device=device)
@@ -161,4 +173,8 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
         raise CheckpointError(f"{name_or_run} reads bandwidth {cfg.bandwidths[0]} signals, but the "
                               f"{data.collection} data has bandwidth {data.bandwidth}; ray-cast at "
                               f"{cfg.bandwidths[0]} or pick a teacher of that bandwidth")
+    if cfg.in_channels != len(data.channels):
+        raise CheckpointError(f"{name_or_run} reads {cfg.in_channels} input channels, but the "
+                              f"{data.collection} data has {len(data.channels)} "
+                              f"({', '.join(data.channels)}); cast the channels it was trained on")
     return net.eval()
