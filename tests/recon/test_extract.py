@@ -10,7 +10,7 @@ import trimesh
 from equivision.data.procedural import make_shape
 from equivision.errors import DegenerateGeometryError, InvalidInputError
 from equivision.geometry import sample_surface_uniform
-from equivision.recon.extract import _PATTERN_COUNTS, _PATTERN_TRIS, extract_mesh_udf
+from equivision.recon.extract import _PATTERN_COUNTS, _PATTERN_TRIS, extract_mesh_udf, field_surface_points
 
 
 def sphere_displacement(r: float):
@@ -211,3 +211,63 @@ def test_adaptive_projection_matches_querying_every_vertex(family):
     assert float((a.vertices - b.vertices).norm(dim=-1).max()) < 0.1 * 1.1 / 47
     with pytest.raises(InvalidInputError, match="projection"):
         extract_mesh_udf(sphere_displacement(0.3), pts.double(), resolution=16, projection="nope")
+
+
+def half_sphere_points(r: float, n: int = 3000) -> torch.Tensor:
+    p = torch.nn.functional.normalize(
+        torch.randn(n, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64), dim=1) * r
+    return p[p[:, 2] > 0.05]
+
+
+def test_field_surface_points_lie_on_the_fields_surface_everywhere():
+    r = 0.3
+    surf = field_surface_points(sphere_displacement(r), resolution=32, dtype=torch.float64)
+    assert float((surf.norm(dim=-1) - r).abs().max()) < 1e-9
+    # all around the sphere, not only where some cloud is: every octant holds samples
+    octant = (surf > 0).long() @ torch.tensor([1, 2, 4])
+    assert set(octant.tolist()) == set(range(8))
+    with pytest.raises(InvalidInputError):
+        field_surface_points(sphere_displacement(r), resolution=2)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        field_surface_points(lambda q: q * float("nan"), resolution=8)
+
+
+def test_band_points_extract_what_the_field_completes_beyond_the_cloud():
+    r = 0.3
+    pts = half_sphere_points(r)  # the upper half only
+    near, _ = extract_mesh_udf(sphere_displacement(r), pts, resolution=48)
+    assert float(near.vertices[:, 2].min()) > -0.05  # only near the points: an open cap
+    surf = field_surface_points(sphere_displacement(r), resolution=48, dtype=torch.float64)
+    whole, _ = extract_mesh_udf(sphere_displacement(r), pts, resolution=48,
+                                band_points=torch.cat([pts, surf]))
+    assert whole.to_trimesh().is_watertight
+    assert float(whole.vertices[:, 2].min()) < -0.95 * r
+    with pytest.raises(InvalidInputError, match="band_points"):
+        extract_mesh_udf(sphere_displacement(r), pts, resolution=16, band_points=pts[None])
+
+
+def test_pipeline_band_from_field_completes_a_half_cloud():
+    """The fitted sphere of a half cloud as the field (in the cloud's unit-box coordinates):
+    with ``band_from_field`` the whole sphere comes back, in the cloud's own coordinates,
+    though half of it lies outside the half cloud's unit box."""
+    from equivision.pipelines.reconstruct import reconstruct_with_field
+
+    r = 0.3
+    pts = half_sphere_points(r)
+
+    def make_field(unit: torch.Tensor):
+        u = unit.double()  # least-squares sphere: |x|² = 2 c·x + (r² − |c|²)
+        a = torch.cat([2 * u, torch.ones(len(u), 1, dtype=u.dtype)], 1)
+        sol = torch.linalg.lstsq(a, u.square().sum(1, keepdim=True)).solution[:, 0]
+        c, rad = sol[:3], (sol[3] + sol[:3].square().sum()).sqrt()
+        return lambda q: sphere_displacement(float(rad))(q.double() - c)
+
+    cap = reconstruct_with_field(pts, make_field, resolution=48, align_grid=False)
+    full = reconstruct_with_field(pts, make_field, resolution=48, align_grid=False, band_from_field=True)
+    assert float(cap.mesh.vertices[:, 2].min()) > -0.05
+    v = full.mesh.vertices.double()
+    assert full.mesh.to_trimesh().is_watertight
+    assert float(v[:, 2].min()) < -0.95 * r
+    # on the sphere to the tangent-plane projection's second order (as on the whole cloud)
+    assert float((v.norm(dim=-1) - r).abs().max()) < 0.04 * full.stats.voxel
+    assert full.stats.voxel == pytest.approx(cap.stats.voxel, rel=0.02)  # the same voxel

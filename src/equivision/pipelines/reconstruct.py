@@ -20,6 +20,7 @@ rounding can flip the frame, giving another (equally valid) grid orientation.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,13 @@ from equivision.geometry import denormalize_points, normalize_points
 from equivision.io.meshes import Mesh
 from equivision.models.peif import PEIFNet
 from equivision.models.vn_global_field import VNGlobalField
-from equivision.recon.extract import DisplacementFn, ExtractionStats, extract_mesh_udf
+from equivision.recon.extract import (
+    DisplacementFn,
+    ExtractionStats,
+    default_band,
+    extract_mesh_udf,
+    field_surface_points,
+)
 from equivision.recon.frames import LocalFrames, cloud_frame
 from equivision.recon.patches import remove_duplicate_points
 from equivision.recon.predict import displacement_field
@@ -98,10 +105,17 @@ def reconstruct_with_field(
     min_points: int = 1,
     resolution: int = 128,
     align_grid: bool = True,
+    band_from_field: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Reconstruct with any displacement field: ``make_field(normalised cloud)`` returns the
     field over the unit box.
+
+    ``band_from_field``: extract also where the *field* puts surface, not only near the
+    points (:func:`~equivision.recon.extract.field_surface_points` on a coarse 48³ grid), in a
+    cube 1.5× the cloud's box at the same voxel size: what a global field completes beyond a
+    partial cloud is then kept. A local field (PEIF) says nothing away from its points, so
+    :func:`reconstruct` uses it for the global field only.
 
     ``align_grid`` (default): the cloud is first expressed in its canonical frame, so the
     result is equivariant whatever the field (see the module doc). ``False``: the grid is
@@ -119,8 +133,17 @@ def reconstruct_with_field(
         work = (work - frame.centroids) @ frame.rotations
     unit, center, scale = normalize_points(work)
     t1 = time.perf_counter()
-    mesh, stats = extract_mesh_udf(make_field(unit.to(points.dtype)), unit.to(points.dtype),
-                                   resolution=resolution, progress=progress)
+    fld, unit_p = make_field(unit.to(points.dtype)), unit.to(points.dtype)
+    if band_from_field:
+        half = 0.55 * FIELD_BOX_FACTOR
+        res = math.ceil((resolution - 1) * FIELD_BOX_FACTOR) + 1  # the same voxel
+        coarse = 48
+        surf = field_surface_points(fld, bounds=(-half, half), resolution=coarse, dtype=unit_p.dtype)
+        band = max(default_band(unit_p, 2 * half / (res - 1)), 0.75 * 2 * half / (coarse - 1))
+        mesh, stats = extract_mesh_udf(fld, unit_p, resolution=res, bounds=(-half, half), band=band,
+                                       band_points=torch.cat([unit_p, surf]), progress=progress)
+    else:
+        mesh, stats = extract_mesh_udf(fld, unit_p, resolution=resolution, progress=progress)
     t2 = time.perf_counter()
     verts = denormalize_points(mesh.vertices.double(), center, scale)
     if frame is not None:
@@ -133,6 +156,10 @@ def reconstruct_with_field(
         frame,
     )
 
+
+#: Side of the cube :func:`reconstruct_with_field` extracts in with ``band_from_field``, as a
+#: multiple of the cloud's unit box: room for the surface a global field completes.
+FIELD_BOX_FACTOR = 1.5
 
 #: The networks :func:`reconstruct` accepts, by their registered model names.
 FIELD_MODELS: dict[str, type[nn.Module]] = {"peif": PEIFNet, "vn_global_field": VNGlobalField}
@@ -198,5 +225,5 @@ def reconstruct(
     with torch.no_grad():
         return reconstruct_with_field(
             points, make_field, min_points=k, resolution=resolution, align_grid=align_grid,
-            progress=progress,
+            band_from_field=isinstance(model, VNGlobalField), progress=progress,
         )

@@ -193,7 +193,39 @@ def _active_nodes(points: Tensor, lo: float, voxel: float, res: int, band: float
     return flat[dist <= band]
 
 
-def _default_band(points: Tensor, voxel: float) -> float:
+def field_surface_points(
+    displacement: DisplacementFn, *, bounds: tuple[float, float] = (-0.55, 0.55), resolution: int = 48,
+    max_udf_voxels: float = 1.5, batch_size: int = 65536, dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Samples ``(M, 3)`` of the surface a displacement field places anywhere in the cube
+    ``bounds``: ``q + Δ(q)`` for the nodes ``q`` of a coarse ``resolution³`` grid with
+    ``|Δ(q)| ≤ max_udf_voxels`` coarse voxels (a shell about the field's surface, moved onto
+    it). Their spacing is about the coarse voxel; the grid is queried everywhere, so keep
+    ``resolution`` coarse (48³ = 110k queries)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 4:
+        raise InvalidInputError(f"resolution must be an integer >= 4, got {resolution!r}")
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not hi > lo:
+        raise InvalidInputError(f"bounds must be (low, high) with low < high, got {bounds}")
+    if not max_udf_voxels > 0:
+        raise InvalidInputError(f"max_udf_voxels must be positive, got {max_udf_voxels!r}")
+    voxel = (hi - lo) / (resolution - 1)
+    axis = torch.linspace(lo, hi, resolution, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    out = []
+    for s in range(0, len(grid), batch_size):
+        q = grid[s : s + batch_size]
+        d = displacement(q.to(dtype)).detach().double().cpu()
+        if d.shape != q.shape:
+            raise InvalidInputError(f"displacement returned {tuple(d.shape)}, expected {tuple(q.shape)}")
+        if not bool(torch.isfinite(d).all()):
+            raise InvalidInputError("the displacement field returned NaN or infinite values")
+        near = d.norm(dim=-1) <= max_udf_voxels * voxel
+        out.append(q[near] + d[near])
+    return torch.cat(out).to(dtype)
+
+
+def default_band(points: Tensor, voxel: float) -> float:
     """2.5 voxels, widened where the cloud is sparse (2 × the 90th percentile of the
     nearest-neighbour spacing), so that gaps between samples leave no holes."""
     from scipy.spatial import cKDTree
@@ -311,6 +343,7 @@ def extract_mesh_udf(
     sign: str = "global",
     fill_gaps: bool = False,
     gate_rule: str = "near",
+    band_points: Tensor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Mesh, ExtractionStats]:
     """Extract a triangle mesh from the displacement field near ``points (N, 3)``.
@@ -337,6 +370,10 @@ def extract_mesh_udf(
         gate_rule: with the global sign, which label cuts make vertices: ``"near"`` (the
             ``|Δa| + |Δb|`` test), ``"crossed"`` (also opposite directions: fewer, cleaner
             faces from a noisy field, more holes) or ``"none"``.
+        band_points: ``(M, 3)``: query the nodes within ``band`` of these instead of
+            ``points`` (which still set the default band), e.g. the input cloud together with
+            :func:`field_surface_points`, for a field that places surface where the cloud has
+            no points (a global field completing a partial cloud).
         progress: optional ``callback(done, total)`` over the field queries.
 
     Returns:
@@ -360,10 +397,14 @@ def extract_mesh_udf(
         raise InvalidInputError(f"gate_rule must be 'near', 'crossed' or 'none', got {gate_rule!r}")
     voxel = (hi - lo) / (resolution - 1)
     if band is None:
-        band = _default_band(points, voxel)
+        band = default_band(points, voxel)
     face_max = voxel / 3 if face_max_udf is None else float(face_max_udf)
     res = resolution
-    nodes = _active_nodes(points, lo, voxel, res, band)
+    if band_points is not None:
+        check_points(band_points, "band_points", 3)
+        if band_points.ndim != 2:
+            raise InvalidInputError(f"band_points must be (M, 3), got {tuple(band_points.shape)}")
+    nodes = _active_nodes(points if band_points is None else band_points, lo, voxel, res, band)
     if len(nodes) == 0:
         raise DegenerateGeometryError(f"no input point lies inside the bounds {bounds}")
     ijk = np.stack([nodes // (res * res), (nodes // res) % res, nodes % res], 1)
