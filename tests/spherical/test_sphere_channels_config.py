@@ -80,7 +80,7 @@ def test_a_teacher_reading_other_channels_is_refused():
         load_teacher("shapes_sphere_modelnet10", SphereDataConfig(collection="modelnet10", channels=HULL4))
 
 
-def test_short_run_on_hull_channels(tmp_path):
+def test_short_run_on_hull_channels_and_its_classifier(tmp_path):
     cfg = {
         "train": {"steps": 3, "batch_size": 8, "lr": 1e-3, "device": "cpu"},
         "task": {**SMALL, "cache_dir": str(tmp_path / "cache"), "channels": list(HULL4),
@@ -89,3 +89,11 @@ def test_short_run_on_hull_channels(tmp_path):
     }
     r = train("shapes-sphere", cfg, tmp_path / "s", progress=False)
     assert 0 <= r.eval_metrics["accuracy"] <= 100
+    # the classifier pipeline casts the channels the run recorded (two would be refused)
+    from equivision.data.procedural import make_shape
+    from equivision.pipelines.classify import classify_mesh, load_classifier
+
+    net, classes = load_classifier(str(tmp_path / "s"))
+    assert net.input_channels == HULL4
+    probs = classify_mesh(make_shape("torus", 0).mesh(24), net, classes).probabilities
+    assert probs.shape == (8,) and abs(float(probs.sum()) - 1) < 1e-5

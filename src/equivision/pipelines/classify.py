@@ -39,7 +39,9 @@ def load_classifier(
 ) -> tuple[nn.Module, tuple[str, ...]]:
     """A trained spherical CNN (packaged name or run folder) and its class names: the list
     its configuration records (``task.classes``), or, for checkpoints written before it did,
-    the registry's label order of its ``task.collection``."""
+    the registry's label order of its ``task.collection``. The ray-cast channels it was trained
+    on (``task.channels``, default distance and cosine) are kept on the network as
+    ``input_channels``, which :func:`classify_mesh` casts."""
     import json
     from pathlib import Path
 
@@ -61,6 +63,14 @@ def load_classifier(
         raise CheckpointError(
             f"{name_or_run}: {net.cfg.num_classes} outputs but {len(names)} classes for {collection}"
         )
+    from equivision.render.sphere import CHANNELS, DEFAULT_CHANNELS
+
+    channels = task_cfg.get("channels") or list(DEFAULT_CHANNELS)
+    if not (isinstance(channels, list) and all(c in CHANNELS for c in channels)
+            and len(channels) == net.cfg.in_channels):
+        raise CheckpointError(f"{name_or_run}: task.channels must list {net.cfg.in_channels} of "
+                              f"{CHANNELS}, got {channels!r}")
+    net.input_channels = tuple(channels)
     return net, names
 
 
@@ -73,13 +83,14 @@ def classify_mesh(mesh: Mesh, model: nn.Module, classes: tuple[str, ...]) -> Cla
     them). A mesh with almost no area for its size (collinear faces) raises
     :class:`~equivision.errors.DegenerateGeometryError`; a flat one is classified."""
     from equivision.geometry.normalize import check_mesh_area, normalize_mesh
-    from equivision.render.sphere import raycast_sphere
+    from equivision.render.sphere import DEFAULT_CHANNELS, raycast_sphere
 
     check_mesh_area(mesh)
     unit, _, _ = normalize_mesh(Mesh(mesh.vertices.double(), mesh.faces))
     b = model.cfg.bandwidths[0]  # type: ignore[union-attr]
     dev = next(model.parameters()).device
-    signal = raycast_sphere(unit, b)[None].to(dev)
+    channels = getattr(model, "input_channels", DEFAULT_CHANNELS)  # set by load_classifier
+    signal = raycast_sphere(unit, b, channels=channels)[None].to(dev)
     probs = model(signal).softmax(-1)[0].cpu()
     return Classification(probs, classes)
 
