@@ -185,9 +185,35 @@ def test_bad_input_is_refused():
         net.displacement_field(pts)
 
 
+@pytest.mark.parametrize("gradient", [True, False])
+def test_displacement_field_is_equivariant_with_either_direction(gradient):
+    """What reconstruction queries: ``Δ`` itself, or ``−u ∇u/|∇u|`` of its length ``u``."""
+    cfg = VNGlobalFieldConfig(**{**to_dict(TINY), "gradient_directions": gradient})
+    torch.manual_seed(0)
+    net = VNGlobalField(cfg).double().eval()
+    torch.nn.init.normal_(net.out.weight, std=0.3)
+    torch.nn.init.normal_(net.out.bias, std=0.3)
+    pts, q = cloud_and_queries(torch.float64)
+    pts, q = pts[0], q[0]
+    d = net.displacement_field(pts, batch_size=16)(q)
+    direct = net(pts[None], q[None])[0]
+    assert torch.allclose(d.norm(dim=-1), direct.norm(dim=-1), atol=1e-12)  # the same distance
+    if not gradient:
+        assert torch.allclose(d, direct, atol=1e-12)
+    else:  # the direction of −∇u, checked by finite differences of u
+        eps = 1e-6
+        u = lambda x: net(pts[None], x[None])[0].norm(dim=-1)  # noqa: E731
+        num = torch.stack([(u(q + eps * e) - u(q - eps * e)) / (2 * eps)
+                           for e in torch.eye(3, dtype=q.dtype)], -1)
+        assert torch.allclose(d, -u(q)[:, None] * torch.nn.functional.normalize(num, dim=-1), atol=1e-6)
+    els = SE3_.random(4, seed=9, dtype=torch.float64)
+    assert_equivariant(lambda v: net.displacement_field(v[0])(v[1]), (pts, q),
+                       lambda g, v: (SE3_.act(g, v[0]), SE3_.act(g, v[1])), act_out, els, tol=1e-9)
+
+
 def test_config_checks():
     for bad in ({"k": 0}, {"channels": [8]}, {"encoder_points": 4, "k": 8}, {"negative_slope": 1.0},
-                {"latent": True}):
+                {"latent": True}, {"gradient_directions": 1}):
         with pytest.raises(ConfigError):
             VNGlobalFieldConfig(**bad)
     assert isinstance(build_model("vn_global_field", {"latent": 16}), VNGlobalField)

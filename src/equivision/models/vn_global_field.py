@@ -86,6 +86,14 @@ class VNGlobalFieldConfig:
     subset of its cloud at every step: mean angle to the true displacement 84° (mean) and 86°
     (max), against 23° from one fixed cloud: the latent's dependence on the sampling, not the
     pooling, is what holds training back so far."""
+    gradient_directions: bool = True
+    """In :meth:`VNGlobalField.displacement_field` (what reconstruction queries), take the
+    displacement as ``−u ∇u / |∇u|`` of the predicted distance ``u = |Δ|`` instead of ``Δ``
+    itself (training is unchanged): the gradient of an invariant is equivariant, and it flips
+    across the surface wherever ``u`` has its minimum, which the extraction's signs need. A
+    global field learns the distance long before the direction (76° mean angle after 250
+    steps): on a held-out ABC part, 400 training steps, resolution 96, its mesh went from 179
+    faces (CD-L1 ×100 12.7, F@1% 0.00) with ``Δ`` to 32,586 (5.6, 0.11) with the gradient."""
     batch_norm: bool = True
     negative_slope: float = 0.2
     eps: float = 1e-6
@@ -109,6 +117,9 @@ class VNGlobalFieldConfig:
             raise ConfigError(f"model.pooling must be 'mean' or 'max', got {self.pooling!r}")
         if not 0 <= self.negative_slope < 1:
             raise ConfigError(f"model.negative_slope must be in [0, 1), got {self.negative_slope!r}")
+        if not isinstance(self.gradient_directions, bool):
+            raise ConfigError("model.gradient_directions must be true or false, "
+                              f"got {self.gradient_directions!r}")
         if not self.eps > 0:
             raise ConfigError(f"model.eps must be positive, got {self.eps!r}")
 
@@ -257,13 +268,21 @@ class VNGlobalField(nn.Module):
             raise ShapeError(f"cloud must have shape (N, 3), got {tuple(getattr(cloud, 'shape', ()))}")
         latent = self.encode(cloud[None])
 
+        def chunk(q: Tensor) -> Tensor:
+            if not self.cfg.gradient_directions:
+                return self.decode(latent, q[None])[0]
+            with torch.enable_grad():
+                x = q.detach().requires_grad_(True)
+                u = self.decode(latent, x[None])[0].norm(dim=-1)  # (Q,)
+                (g,) = torch.autograd.grad(u.sum(), x)
+            return -u.detach()[:, None] * torch.nn.functional.normalize(g, dim=-1, eps=self.cfg.eps)
+
         @torch.no_grad()
         def fld(q: Tensor) -> Tensor:
             if not isinstance(q, Tensor) or q.ndim != 2:
                 raise ShapeError(f"queries must have shape (Q, 3), got {tuple(getattr(q, 'shape', ()))}")
             q = q.to(cloud.dtype)
-            parts = [self.decode(latent, q[None, s : s + batch_size])[0]
-                     for s in range(0, q.shape[0], batch_size)]
+            parts = [chunk(q[s : s + batch_size]) for s in range(0, q.shape[0], batch_size)]
             return torch.cat(parts, 0) if parts else q.new_zeros(0, 3)
 
         return fld
