@@ -112,7 +112,8 @@ def reconstruct_with_field(
     field over the unit box.
 
     ``band_from_field``: extract also where the *field* puts surface, not only near the
-    points (:func:`~equivision.recon.extract.field_surface_points` on a coarse 48³ grid), in a
+    points (the vertices of :func:`~equivision.recon.extract.field_surface_points`' coarse 48³
+    mesh, a band of one coarse voxel about them), in a
     cube 1.5× the cloud's box at the same voxel size: what a global field completes beyond a
     partial cloud is then kept. A local field (PEIF) says nothing away from its points, so
     :func:`reconstruct` uses it for the global field only.
@@ -139,7 +140,7 @@ def reconstruct_with_field(
         res = math.ceil((resolution - 1) * FIELD_BOX_FACTOR) + 1  # the same voxel
         coarse = 48
         surf = field_surface_points(fld, bounds=(-half, half), resolution=coarse, dtype=unit_p.dtype)
-        band = max(default_band(unit_p, 2 * half / (res - 1)), 0.75 * 2 * half / (coarse - 1))
+        band = max(default_band(unit_p, 2 * half / (res - 1)), 2 * half / (coarse - 1))
         mesh, stats = extract_mesh_udf(fld, unit_p, resolution=res, bounds=(-half, half), band=band,
                                        band_points=torch.cat([unit_p, surf]), progress=progress)
     else:

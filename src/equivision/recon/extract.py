@@ -195,34 +195,29 @@ def _active_nodes(points: Tensor, lo: float, voxel: float, res: int, band: float
 
 def field_surface_points(
     displacement: DisplacementFn, *, bounds: tuple[float, float] = (-0.55, 0.55), resolution: int = 48,
-    max_udf_voxels: float = 1.5, batch_size: int = 65536, dtype: torch.dtype = torch.float32,
+    batch_size: int = 65536, dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Samples ``(M, 3)`` of the surface a displacement field places anywhere in the cube
-    ``bounds``: ``q + Δ(q)`` for the nodes ``q`` of a coarse ``resolution³`` grid with
-    ``|Δ(q)| ≤ max_udf_voxels`` coarse voxels (a shell about the field's surface, moved onto
-    it). Their spacing is about the coarse voxel; the grid is queried everywhere, so keep
-    ``resolution`` coarse (48³ = 110k queries)."""
+    ``bounds``: the vertices of the field's mesh extracted on a coarse ``resolution³`` grid
+    queried everywhere (``M`` = 0 when nothing crosses). The extraction's own test (the
+    directions flip across an edge) decides where the surface is, not a threshold on
+    ``|Δ|``: a field whose distances come out too small, as a global field's do, would
+    otherwise put every node near the surface. Keep ``resolution`` coarse (48³ = 110k queries);
+    the samples are about a coarse voxel apart."""
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 4:
         raise InvalidInputError(f"resolution must be an integer >= 4, got {resolution!r}")
     lo, hi = float(bounds[0]), float(bounds[1])
     if not hi > lo:
         raise InvalidInputError(f"bounds must be (low, high) with low < high, got {bounds}")
-    if not max_udf_voxels > 0:
-        raise InvalidInputError(f"max_udf_voxels must be positive, got {max_udf_voxels!r}")
-    voxel = (hi - lo) / (resolution - 1)
     axis = torch.linspace(lo, hi, resolution, dtype=torch.float64)
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    out = []
-    for s in range(0, len(grid), batch_size):
-        q = grid[s : s + batch_size]
-        d = displacement(q.to(dtype)).detach().double().cpu()
-        if d.shape != q.shape:
-            raise InvalidInputError(f"displacement returned {tuple(d.shape)}, expected {tuple(q.shape)}")
-        if not bool(torch.isfinite(d).all()):
-            raise InvalidInputError("the displacement field returned NaN or infinite values")
-        near = d.norm(dim=-1) <= max_udf_voxels * voxel
-        out.append(q[near] + d[near])
-    return torch.cat(out).to(dtype)
+    nodes = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3).to(dtype)
+    voxel = (hi - lo) / (resolution - 1)
+    try:  # every node is within half a voxel of itself: the whole grid is queried
+        mesh, _ = extract_mesh_udf(displacement, nodes, resolution=resolution, bounds=(lo, hi),
+                                   band=0.5 * voxel, project=False, batch_size=batch_size)
+    except DegenerateGeometryError:
+        return torch.zeros(0, 3, dtype=dtype)
+    return mesh.vertices.to(dtype)
 
 
 def default_band(points: Tensor, voxel: float) -> float:
