@@ -411,10 +411,18 @@ def summary_rows(rows: list[dict], resolution: int, out: RowWriter) -> int:
     return count
 
 
+def relative_change(before: float, after: float) -> float:
+    """``|after − before| / |before|``; 0 when both are 0 (an F-score of 0 that stays 0), inf
+    when only ``before`` is."""
+    if before == 0:
+        return 0.0 if after == 0 else float("inf")
+    return abs(after - before) / abs(before)
+
+
 def max_shape_change(a: list[dict], b: list[dict]) -> float:
     """The largest relative change of any metric of any shape between rows ``a`` and ``b``."""
     by_shape = {r["shape"]: r for r in a}
-    return max((abs(r[k] - by_shape[r["shape"]][k]) / abs(by_shape[r["shape"]][k])
+    return max((relative_change(by_shape[r["shape"]][k], r[k])
                 for r in b if r["shape"] in by_shape for k in METRICS), default=float("nan"))
 
 
@@ -456,7 +464,7 @@ def report(rows: list[dict], resolution: int) -> None:
             a, b = groups.get((v, s, m)), groups.get((v, s, m + ", rotated"))
             if a and b:
                 ma, mb = ({k: mean([r[k] for r in x]) for k in METRICS} for x in (a, b))
-                rel = {k: abs(mb[k] - ma[k]) / abs(ma[k]) for k in METRICS}
+                rel = {k: relative_change(ma[k], mb[k]) for k in METRICS}
                 emd_sd = mean([r["emd_std"] / r["emd"] for r in a + b if "emd_std" in r])
                 print(f"{s}: {m} ({v}): relative change under rotation: "
                       + ", ".join(f"{k} {v:.2%}" for k, v in rel.items())
