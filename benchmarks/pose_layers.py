@@ -20,7 +20,7 @@ from equivision.data.registry import list_entries
 from equivision.groups import SO3
 from equivision.io import load_mesh
 from equivision.metrics.rotations import rotation_errors
-from equivision.models import load
+from equivision.pipelines.classify import load_classifier
 from equivision.render.sphere import raycast_sphere
 from equivision.sphere.pose import relative_pose
 from equivision.tasks.views import rotated_targets
@@ -31,11 +31,13 @@ LAYERS = ("stem", "stage1", "stage2", "stage3")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=6)
-    ap.add_argument("--teacher", default="shapes_sphere_modelnet10")
+    ap.add_argument("--teacher", default="shapes_sphere_modelnet10",
+                    help="packaged name or run folder of a spherical CNN")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    teacher = load(args.teacher).eval()
+    teacher, _ = load_classifier(args.teacher)  # records the ray-cast channels it reads
+    channels = teacher.input_channels
     by_class: dict[int, list] = {}
     for e in list_entries("modelnet10", "test"):
         by_class.setdefault(e.label, []).append(e)
@@ -44,7 +46,7 @@ def main() -> None:
         maps = []
         for e in entries[: args.per_class]:
             with torch.no_grad():
-                x = raycast_sphere(load_mesh(e.path), 32)
+                x = raycast_sphere(load_mesh(e.path), teacher.cfg.bandwidths[0], channels=channels)
                 maps.append({layer: teacher.features(x[None], layer)[0] for layer in LAYERS})
         for i in range(len(maps) - 1):
             r = SO3().random(2, seed=1000 * c + i, dtype=torch.float64)

@@ -97,3 +97,27 @@ def test_short_run_on_hull_channels_and_its_classifier(tmp_path):
     assert net.input_channels == HULL4
     probs = classify_mesh(make_shape("torus", 0).mesh(24), net, classes).probabilities
     assert probs.shape == (8,) and abs(float(probs.sum()) - 1) < 1e-5
+
+    # as a teacher of view datasets and of mesh embeddings: the maps are those of its channels
+    from equivision.render.sphere import raycast_sphere
+    from equivision.tasks.shapes_sphere import teacher_channels
+    from equivision.tasks.views import ViewConfig, build_view_dataset, resolve_teacher, sources_from_meshes
+
+    teacher, _ = resolve_teacher(str(tmp_path / "s"), ViewConfig(bandwidth=8, layer="stem"))
+    assert teacher_channels(teacher) == HULL4
+    mesh = make_shape("box", 1).mesh(24)
+    m = build_view_dataset(tmp_path / "views", sources_from_meshes([("box", 0, mesh)]), str(tmp_path / "s"),
+                           ViewConfig(views=2, bandwidth=8, layer="stem"), show_progress=False)
+    assert m["items"] == 2
+    from equivision.tasks.views import ViewDataset
+
+    item = ViewDataset(tmp_path / "views")[0]
+    x = raycast_sphere(mesh, 8, channels=HULL4)
+    with torch.no_grad():
+        canon = teacher.features(x[None], "stem")[0]
+    from equivision.tasks.views import rotated_targets
+
+    assert torch.allclose(item[1], rotated_targets(canon, item[2][None].double())[0].float(), atol=1e-5)
+    teacher.input_channels = ("distance", "cosine")  # a count the network does not read
+    with pytest.raises(CheckpointError, match="4 input channels"):
+        teacher_channels(teacher)

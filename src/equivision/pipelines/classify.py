@@ -42,17 +42,11 @@ def load_classifier(
     the registry's label order of its ``task.collection``. The ray-cast channels it was trained
     on (``task.channels``, default distance and cosine) are kept on the network as
     ``input_channels``, which :func:`classify_mesh` casts."""
-    import json
-    from pathlib import Path
-
-    from equivision.models import PRETRAINED_DIR, load
+    from equivision.models import load
+    from equivision.tasks.shapes_sphere import recorded_channels, stored_task_config
 
     net = load(name_or_run, model="spherical_cnn", device=device)
-    meta_path = PRETRAINED_DIR / f"{name_or_run}.json"
-    cfg_path = Path(name_or_run) / "config.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    run_cfg = meta.get("config") or (json.loads(cfg_path.read_text()) if cfg_path.exists() else {})
-    task_cfg = run_cfg.get("task") or {}
+    task_cfg = stored_task_config(name_or_run)
     collection = task_cfg.get("collection", "shapenet10")
     recorded = task_cfg.get("classes")
     if recorded is not None and not (isinstance(recorded, list)
@@ -63,14 +57,7 @@ def load_classifier(
         raise CheckpointError(
             f"{name_or_run}: {net.cfg.num_classes} outputs but {len(names)} classes for {collection}"
         )
-    from equivision.render.sphere import CHANNELS, DEFAULT_CHANNELS
-
-    channels = task_cfg.get("channels") or list(DEFAULT_CHANNELS)
-    if not (isinstance(channels, list) and all(c in CHANNELS for c in channels)
-            and len(channels) == net.cfg.in_channels):
-        raise CheckpointError(f"{name_or_run}: task.channels must list {net.cfg.in_channels} of "
-                              f"{CHANNELS}, got {channels!r}")
-    net.input_channels = tuple(channels)
+    net.input_channels = recorded_channels(name_or_run, net.cfg.in_channels)
     return net, names
 
 
@@ -83,13 +70,14 @@ def classify_mesh(mesh: Mesh, model: nn.Module, classes: tuple[str, ...]) -> Cla
     them). A mesh with almost no area for its size (collinear faces) raises
     :class:`~equivision.errors.DegenerateGeometryError`; a flat one is classified."""
     from equivision.geometry.normalize import check_mesh_area, normalize_mesh
-    from equivision.render.sphere import DEFAULT_CHANNELS, raycast_sphere
+    from equivision.render.sphere import raycast_sphere
+    from equivision.tasks.shapes_sphere import teacher_channels
 
     check_mesh_area(mesh)
     unit, _, _ = normalize_mesh(Mesh(mesh.vertices.double(), mesh.faces))
     b = model.cfg.bandwidths[0]  # type: ignore[union-attr]
     dev = next(model.parameters()).device
-    channels = getattr(model, "input_channels", DEFAULT_CHANNELS)  # set by load_classifier
+    channels = teacher_channels(model)  # recorded by load_classifier
     signal = raycast_sphere(unit, b, channels=channels)[None].to(dev)
     probs = model(signal).softmax(-1)[0].cpu()
     return Classification(probs, classes)

@@ -251,8 +251,11 @@ class PoseEstimator:
                 self.teacher = ref.eval()
             else:
                 from equivision.models import load
+                from equivision.tasks.shapes_sphere import recorded_channels
 
-                self.teacher = load(str(ref), model="spherical_cnn", device=self._device)
+                t = load(str(ref), model="spherical_cnn", device=self._device)
+                t.input_channels = recorded_channels(str(ref), t.cfg.in_channels)  # type: ignore[union-attr]
+                self.teacher = t
             self.check_teacher()
         return self.teacher
 

@@ -8,6 +8,7 @@ on the protocol's test signals (the best-checkpoint metric).
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
 from functools import lru_cache
@@ -158,6 +159,58 @@ class ShapesSphereBaselineTask(_ShapesSphereTask):
     model_name = "equirect_cnn"
 
 
+def stored_task_config(name_or_run: str | os.PathLike[str]) -> dict:
+    """The ``task`` section a packaged model (its metadata's ``config``) or a run folder
+    (``config.json``) records; ``{}`` when it records none (checkpoints of early versions)."""
+    import json
+    from pathlib import Path
+
+    from equivision.errors import CorruptFileError
+    from equivision.models import PRETRAINED_DIR
+
+    meta_path = PRETRAINED_DIR / f"{name_or_run}.json"
+    cfg_path = Path(name_or_run) / "config.json"
+    try:
+        if meta_path.is_file():
+            run_cfg = json.loads(meta_path.read_text(encoding="utf-8")).get("config") or {}
+        elif cfg_path.is_file():
+            run_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        else:
+            return {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise CorruptFileError(f"{name_or_run}: its configuration is not readable JSON ({e})") from e
+    task = run_cfg.get("task") if isinstance(run_cfg, dict) else None
+    return task if isinstance(task, dict) else {}
+
+
+def recorded_channels(name_or_run: str | os.PathLike[str], in_channels: int) -> tuple[str, ...]:
+    """The ray-cast channels a trained spherical CNN reads (its recorded ``task.channels``;
+    :data:`~equivision.render.sphere.DEFAULT_CHANNELS` for runs from before the field existed),
+    checked against its ``in_channels``: a :class:`CheckpointError` otherwise."""
+    from equivision.render.sphere import DEFAULT_CHANNELS
+
+    channels = stored_task_config(name_or_run).get("channels") or list(DEFAULT_CHANNELS)
+    if not (isinstance(channels, list) and all(c in CHANNELS for c in channels)
+            and len(channels) == in_channels):
+        raise CheckpointError(f"{name_or_run}: task.channels must list {in_channels} of "
+                              f"{CHANNELS}, got {channels!r}")
+    return tuple(channels)
+
+
+def teacher_channels(net: torch.nn.Module) -> tuple[str, ...]:
+    """The channels to ray-cast for ``net``: those recorded on it as ``input_channels`` (by
+    :func:`load_teacher`, ``load_classifier`` or the view datasets' teacher loader), else the
+    defaults; a count other than the network's ``in_channels`` is a :class:`CheckpointError`."""
+    from equivision.render.sphere import DEFAULT_CHANNELS
+
+    channels = tuple(getattr(net, "input_channels", DEFAULT_CHANNELS))
+    n = getattr(getattr(net, "cfg", None), "in_channels", len(channels))
+    if len(channels) != n:
+        raise CheckpointError(f"the spherical CNN reads {n} input channels, but {len(channels)} are "
+                              f"recorded for it ({', '.join(channels)}); set its input_channels")
+    return channels
+
+
 def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") -> torch.nn.Module:
     """A trained spherical CNN (packaged name, e.g. ``shapes_sphere_modelnet10``, or run folder)
     whose feature maps are to be read on the signals of ``data`` (``features(x, layer)``), in
@@ -177,4 +230,5 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
         raise CheckpointError(f"{name_or_run} reads {cfg.in_channels} input channels, but the "
                               f"{data.collection} data has {len(data.channels)} "
                               f"({', '.join(data.channels)}); cast the channels it was trained on")
+    net.input_channels = recorded_channels(name_or_run, cfg.in_channels)
     return net.eval()

@@ -143,13 +143,17 @@ def input_bandwidth(teacher: nn.Module) -> int:
 
 def resolve_teacher(teacher: str | Path | nn.Module, cfg: ViewConfig) -> tuple[nn.Module, str]:
     """The teacher in eval mode and its name; refuses (typed errors) a teacher of another input
-    bandwidth than ``cfg.bandwidth`` and a layer it does not have."""
+    bandwidth than ``cfg.bandwidth`` and a layer it does not have. A teacher given by name or
+    run folder gets the ray-cast channels its configuration records as ``input_channels``
+    (what :func:`canonical_maps` casts); a module keeps its own, or the defaults."""
     if isinstance(teacher, nn.Module):
         net, name = teacher, type(teacher).__name__
     else:
         from equivision.models import load
+        from equivision.tasks.shapes_sphere import recorded_channels
 
         net, name = load(str(teacher), model="spherical_cnn"), str(teacher)
+        net.input_channels = recorded_channels(str(teacher), net.cfg.in_channels)  # type: ignore[union-attr]
     if input_bandwidth(net) != cfg.bandwidth:
         raise CheckpointError(f"teacher {name} reads bandwidth {input_bandwidth(net)} signals, but the view "
                               f"dataset ray-casts at bandwidth {cfg.bandwidth}; pass --bandwidth "
@@ -179,10 +183,12 @@ def view_rotations(n: int, dof: int, seed: int, up: str = "+z") -> Tensor:
 
 @torch.no_grad()
 def canonical_maps(mesh: Mesh, teacher: nn.Module, layer: str, bandwidth: int) -> Tensor:
-    """The teacher's ``layer`` maps ``(C, 2b, 2b)`` of the mesh as it is (one ray cast)."""
+    """The teacher's ``layer`` maps ``(C, 2b, 2b)`` of the mesh as it is (one ray cast of the
+    channels the teacher reads, :func:`~equivision.tasks.shapes_sphere.teacher_channels`)."""
     from equivision.render.sphere import raycast_sphere
+    from equivision.tasks.shapes_sphere import teacher_channels
 
-    x = raycast_sphere(mesh, bandwidth)
+    x = raycast_sphere(mesh, bandwidth, channels=teacher_channels(teacher))
     return teacher.features(x[None], layer)[0]  # type: ignore[operator]
 
 
@@ -458,9 +464,11 @@ def recast_gap(mesh: Mesh, teacher: nn.Module, layers: Sequence[str], rotations:
     """Per layer, the area-weighted relative L2 between the rotated canonical maps (the
     dataset's targets) and the teacher's maps of the mesh re-cast in each pose."""
     from equivision.render.sphere import raycast_sphere
+    from equivision.tasks.shapes_sphere import teacher_channels
 
-    x0 = raycast_sphere(mesh, bandwidth)
-    xr = raycast_sphere(mesh, bandwidth, rotations=rotations)
+    channels = teacher_channels(teacher)
+    x0 = raycast_sphere(mesh, bandwidth, channels=channels)
+    xr = raycast_sphere(mesh, bandwidth, rotations=rotations, channels=channels)
     out = {}
     for layer in layers:
         m0 = teacher.features(x0[None], layer)[0]  # type: ignore[operator]
