@@ -18,7 +18,7 @@ __all__ = ["DEFAULT_CLASSIFIER", "SHAPENET10_CLASSES", "Classification", "class_
 
 #: The packaged spherical CNN trained on ModelNet10 (SO3/SO3); the earlier ShapeNet10 one stays
 #: available as ``shapes_sphere_shapenet10``.
-DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10"
+DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10_hull6"
 
 
 @dataclass
