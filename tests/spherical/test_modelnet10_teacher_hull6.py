@@ -68,7 +68,15 @@ def test_cli_default_and_the_older_models_by_name(tmp_path, capsys):
     assert list(json.loads(capsys.readouterr().out)) == list(MODELNET10_CLASSES)
 
 
-@pytest.mark.parametrize("name", ["shapes_sphere_modelnet10", NAME])
-def test_each_packaged_teacher_records_its_channels(name):
-    net, _ = load_classifier(name)
-    assert len(net.input_channels) == net.cfg.in_channels
+@pytest.mark.parametrize(("name", "channels"), [("shapes_sphere_modelnet10", ("distance", "cosine")),
+                                               (NAME, SIX)])
+def test_each_packaged_teacher_casts_its_own_channels(name, channels):
+    """Every loader (classifier, teacher of a dataset, view datasets) records the same channels."""
+    from equivision.data.shapes_sphere import SphereDataConfig
+    from equivision.tasks.shapes_sphere import load_teacher, teacher_channels
+    from equivision.tasks.views import ViewConfig, resolve_teacher
+
+    assert load_classifier(name)[0].input_channels == channels
+    assert teacher_channels(load_teacher(name, SphereDataConfig(collection="modelnet10",
+                                                                channels=channels))) == channels
+    assert teacher_channels(resolve_teacher(name, ViewConfig())[0]) == channels

@@ -16,8 +16,9 @@ __all__ = ["DEFAULT_CLASSIFIER", "SHAPENET10_CLASSES", "Classification", "class_
            "classify_points", "is_point_classifier", "load_classifier", "load_point_classifier",
            "read_points"]
 
-#: The packaged spherical CNN trained on ModelNet10 (SO3/SO3); the earlier ShapeNet10 one stays
-#: available as ``shapes_sphere_shapenet10``.
+#: The packaged spherical CNN trained on ModelNet10 (SO3/SO3) on six ray-cast channels; the
+#: two-channel ``shapes_sphere_modelnet10`` (the image network's teacher) and the ShapeNet10 one
+#: (``shapes_sphere_shapenet10``) stay available by name.
 DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10_hull6"
 
 
@@ -42,10 +43,9 @@ def load_classifier(
     the registry's label order of its ``task.collection``. The ray-cast channels it was trained
     on (``task.channels``, default distance and cosine) are kept on the network as
     ``input_channels``, which :func:`classify_mesh` casts."""
-    from equivision.models import load
-    from equivision.tasks.shapes_sphere import recorded_channels, stored_task_config
+    from equivision.tasks.shapes_sphere import load_spherical_cnn, stored_task_config
 
-    net = load(name_or_run, model="spherical_cnn", device=device)
+    net = load_spherical_cnn(name_or_run, device=device)
     task_cfg = stored_task_config(name_or_run)
     collection = task_cfg.get("collection", "shapenet10")
     recorded = task_cfg.get("classes")
@@ -57,7 +57,6 @@ def load_classifier(
         raise CheckpointError(
             f"{name_or_run}: {net.cfg.num_classes} outputs but {len(names)} classes for {collection}"
         )
-    net.input_channels = recorded_channels(name_or_run, net.cfg.in_channels)
     return net, names
 
 

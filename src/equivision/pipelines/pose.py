@@ -250,12 +250,9 @@ class PoseEstimator:
             if isinstance(ref, nn.Module):
                 self.teacher = ref.eval()
             else:
-                from equivision.models import load
-                from equivision.tasks.shapes_sphere import recorded_channels
+                from equivision.tasks.shapes_sphere import load_spherical_cnn
 
-                t = load(str(ref), model="spherical_cnn", device=self._device)
-                t.input_channels = recorded_channels(str(ref), t.cfg.in_channels)  # type: ignore[union-attr]
-                self.teacher = t
+                self.teacher = load_spherical_cnn(str(ref), device=self._device)
             self.check_teacher()
         return self.teacher
 

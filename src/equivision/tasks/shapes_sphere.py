@@ -211,6 +211,17 @@ def teacher_channels(net: torch.nn.Module) -> tuple[str, ...]:
     return channels
 
 
+def load_spherical_cnn(name_or_run: str | os.PathLike[str], device: str = "cpu") -> torch.nn.Module:
+    """A trained spherical CNN (packaged name or run folder) in eval mode, with the ray-cast
+    channels it was trained on recorded as ``input_channels`` (:func:`recorded_channels`),
+    which :func:`teacher_channels` reads wherever it is cast for."""
+    from equivision.models import load
+
+    net = load(name_or_run, model="spherical_cnn", device=device)
+    net.input_channels = recorded_channels(name_or_run, net.cfg.in_channels)  # type: ignore[union-attr]
+    return net.eval()
+
+
 def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") -> torch.nn.Module:
     """A trained spherical CNN (packaged name, e.g. ``shapes_sphere_modelnet10``, or run folder)
     whose feature maps are to be read on the signals of ``data`` (``features(x, layer)``), in
@@ -218,9 +229,7 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
     ``data.bandwidth``) or another number of channels than ``data.channels`` is a
     :class:`~equivision.errors.CheckpointError`: its layers would refuse, or worse misread,
     those signals."""
-    from equivision.models import load
-
-    net = load(name_or_run, model="spherical_cnn", device=device)
+    net = load_spherical_cnn(name_or_run, device=device)
     cfg = net.cfg  # type: ignore[union-attr]
     if cfg.bandwidths[0] != data.bandwidth:
         raise CheckpointError(f"{name_or_run} reads bandwidth {cfg.bandwidths[0]} signals, but the "
@@ -230,5 +239,4 @@ def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") 
         raise CheckpointError(f"{name_or_run} reads {cfg.in_channels} input channels, but the "
                               f"{data.collection} data has {len(data.channels)} "
                               f"({', '.join(data.channels)}); cast the channels it was trained on")
-    net.input_channels = recorded_channels(name_or_run, cfg.in_channels)
-    return net.eval()
+    return net

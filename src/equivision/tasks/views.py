@@ -149,11 +149,9 @@ def resolve_teacher(teacher: str | Path | nn.Module, cfg: ViewConfig) -> tuple[n
     if isinstance(teacher, nn.Module):
         net, name = teacher, type(teacher).__name__
     else:
-        from equivision.models import load
-        from equivision.tasks.shapes_sphere import recorded_channels
+        from equivision.tasks.shapes_sphere import load_spherical_cnn
 
-        net, name = load(str(teacher), model="spherical_cnn"), str(teacher)
-        net.input_channels = recorded_channels(str(teacher), net.cfg.in_channels)  # type: ignore[union-attr]
+        net, name = load_spherical_cnn(str(teacher)), str(teacher)
     if input_bandwidth(net) != cfg.bandwidth:
         raise CheckpointError(f"teacher {name} reads bandwidth {input_bandwidth(net)} signals, but the view "
                               f"dataset ray-casts at bandwidth {cfg.bandwidth}; pass --bandwidth "
