@@ -51,6 +51,10 @@ def views(
     seed: int = typer.Option(0, "--seed", help="Seed of the poses (per mesh, by its name)."),
     shard_size: int = typer.Option(16, "--shard-size", help="Meshes per shard (the unit of resuming)."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N meshes (sorted by name)."),
+    scalings: int = typer.Option(1, "--scalings",
+                                 help="Anisotropically scaled copies per mesh; views are spread over them."),
+    scale_range: float = typer.Option(0.0, "--scale-range",
+                                      help="Axis scale factors uniform in [1-r, 1+r]; 0: no scaling."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace a view dataset of another configuration."),
 ) -> None:
@@ -64,5 +68,6 @@ def views(
     m = build_collection_views(out, collection, split, teacher=teacher, limit=limit, overwrite=overwrite,
                                views=n_views, dof=dof, image_size=size,
                                channels=[c.strip() for c in channels.split(",") if c.strip()], layer=layer,
-                               bandwidth=bandwidth, seed=seed, shard_size=shard_size)
+                               bandwidth=bandwidth, seed=seed, shard_size=shard_size, scalings=scalings,
+                               scale_range=scale_range)
     console.print(summary(m, out))

@@ -74,6 +74,11 @@ class ViewConfig:
     up: str = "+z"
     seed: int = 0
     shard_size: int = 16
+    #: Anisotropic scaling augmentation (the paper's): the views of a mesh are spread over
+    #: ``scalings`` copies of it, each scaled along x, y, z by factors drawn uniformly from
+    #: ``[1 - scale_range, 1 + scale_range]`` before it is posed; 0 means no scaling.
+    scalings: int = 1
+    scale_range: float = 0.0
 
     def __post_init__(self) -> None:
         from equivision.render.camera import CAMERA_CHANNELS
@@ -89,6 +94,16 @@ class ViewConfig:
                               f"got {self.channels}")
         if self.shard_size < 1:
             raise ConfigError(f"shard_size must be >= 1, got {self.shard_size}")
+        if not 0.0 <= self.scale_range < 1.0:
+            raise ConfigError(f"scale_range must be in [0, 1), got {self.scale_range}")
+        if not 1 <= self.scalings <= self.views:
+            raise ConfigError(f"scalings must be between 1 and views ({self.views}), got {self.scalings}")
+        if self.scalings > 1 and self.scale_range == 0.0:
+            raise ConfigError("scalings > 1 needs scale_range > 0 (the copies would be identical)")
+
+    @property
+    def scaled(self) -> bool:
+        return self.scale_range > 0.0
 
 
 @dataclass(frozen=True)
@@ -198,9 +213,29 @@ def rotated_targets(maps: Tensor, rotations: Tensor) -> Tensor:
     return rotate(maps.double(), rotations.double()[:, None]).to(maps.dtype)
 
 
+def view_scales(cfg: ViewConfig, name: str) -> Tensor:
+    """Per view of mesh ``name``, the axis scale factors ``(N, 3)`` float64 of its copy: view
+    ``i`` belongs to copy ``i % cfg.scalings``, whose factors are uniform in ``[1 − r, 1 + r]``
+    (``r = cfg.scale_range``, seeded by the mesh's name); all ones without scaling."""
+    if not cfg.scaled:
+        return torch.ones(cfg.views, 3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(name_seed(cfg.seed, f"scale/{name}"))
+    copies = 1 + cfg.scale_range * (2 * torch.rand(cfg.scalings, 3, generator=g, dtype=torch.float64) - 1)
+    return copies[torch.arange(cfg.views) % cfg.scalings]
+
+
+def scale_mesh(mesh: Mesh, factors: Tensor) -> Mesh:
+    """The mesh with its vertices scaled along x, y, z by ``factors (3,)`` about the origin (the
+    renderer and the ray cast centre the mesh themselves, so the origin does not matter)."""
+    v, f = mesh
+    return Mesh(v * factors.to(v.dtype), f)
+
+
 def build_item(source: ViewSource, teacher: nn.Module, cfg: ViewConfig) -> dict[str, Tensor]:
     """One mesh's views: ``images (N, K, S, S)``, ``targets (N, C, 2b, 2b)``, ``rotations
-    (N, 3, 3)`` and its canonical maps ``(C, 2b, 2b)``. A mesh that cannot be cast is an
+    (N, 3, 3)`` and its canonical maps ``(C, 2b, 2b)`` (of the unscaled mesh: the templates'
+    input); with scaling also ``scales (N, 3)``, each view's copy's factors, and the target of
+    a view is the rotated maps of its scaled copy. A mesh that cannot be cast is an
     :class:`InvalidInputError` naming it."""
     from equivision.render.camera import render_views
 
@@ -208,15 +243,33 @@ def build_item(source: ViewSource, teacher: nn.Module, cfg: ViewConfig) -> dict[
         mesh = source.load()
         rots = view_rotations(cfg.views, cfg.dof, name_seed(cfg.seed, source.name), cfg.up)
         maps = canonical_maps(mesh, teacher, cfg.layer, cfg.bandwidth)
-        images = render_views(mesh, rots, size=cfg.image_size, channels=cfg.channels)
+        if not cfg.scaled:
+            images = render_views(mesh, rots, size=cfg.image_size, channels=cfg.channels)
+            targets = rotated_targets(maps, rots)
+        else:
+            scales = view_scales(cfg, source.name)
+            images = torch.empty(cfg.views, len(cfg.channels), cfg.image_size, cfg.image_size)
+            targets = torch.empty(cfg.views, *maps.shape, dtype=maps.dtype)
+            for k in range(cfg.scalings):
+                idx = torch.arange(k, cfg.views, cfg.scalings)
+                copy = scale_mesh(mesh, scales[k])
+                images[idx] = render_views(copy, rots[idx], size=cfg.image_size,
+                                           channels=cfg.channels).float()
+                copy_maps = canonical_maps(copy, teacher, cfg.layer, cfg.bandwidth)
+                targets[idx] = rotated_targets(copy_maps, rots[idx])
     except EquivisionError as e:
         raise type(e)(f"mesh {source.name}: {e}") from e
-    return {"images": images.float(), "targets": rotated_targets(maps, rots).float(),
-            "rotations": rots.float(), "canonical": maps.float()}
+    item = {"images": images.float(), "targets": targets.float(), "rotations": rots.float(),
+            "canonical": maps.float()}
+    if cfg.scaled:
+        item["scales"] = scales.float()
+    return item
 
 
 def dataset_key(sources: Sequence[ViewSource], digest: str, cfg: ViewConfig) -> str:
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "shard_size"}
+    if not cfg.scaled:  # datasets built before scaling existed keep their keys
+        del cfg_d["scalings"], cfg_d["scale_range"]
     return cache_key("views", VIEWS_VERSION, cfg_d, cfg.shard_size, digest,
                      [[s.name, s.label, s.fingerprint] for s in sources])
 
@@ -520,13 +573,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard-size", type=int, default=16)
     p.add_argument("--limit", type=int, default=None, help="only the first N meshes (sorted by name)")
+    p.add_argument("--scalings", type=int, default=1, help="scaled copies per mesh (anisotropic scaling)")
+    p.add_argument("--scale-range", type=float, default=0.0, help="axis factors uniform in [1-r, 1+r]")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     try:
         m = build_collection_views(a.out, a.collection, a.split, teacher=a.teacher, limit=a.limit,
                                    overwrite=a.overwrite, views=a.views, dof=a.dof, image_size=a.size,
                                    channels=a.channels.split(","), layer=a.layer, bandwidth=a.bandwidth,
-                                   seed=a.seed, shard_size=a.shard_size)
+                                   seed=a.seed, shard_size=a.shard_size, scalings=a.scalings,
+                                   scale_range=a.scale_range)
     except EquivisionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -539,8 +595,25 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "ViewConfig", "ViewDataset", "ViewSource", "build_collection_views", "build_item", "build_view_dataset",
-    "canonical_maps", "dataset_key", "input_bandwidth", "read_manifest", "recast_gap", "resolve_teacher",
-    "rotated_targets", "sources_from_entries", "sources_from_meshes", "summary", "teacher_digest",
-    "view_rotations", "weighted_rel_l2",
+    "ViewConfig",
+    "ViewDataset",
+    "ViewSource",
+    "build_collection_views",
+    "build_item",
+    "build_view_dataset",
+    "canonical_maps",
+    "dataset_key",
+    "input_bandwidth",
+    "read_manifest",
+    "recast_gap",
+    "resolve_teacher",
+    "rotated_targets",
+    "scale_mesh",
+    "sources_from_entries",
+    "sources_from_meshes",
+    "summary",
+    "teacher_digest",
+    "view_rotations",
+    "view_scales",
+    "weighted_rel_l2",
 ]
