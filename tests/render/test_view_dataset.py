@@ -27,6 +27,7 @@ from equivision.models.spherical_cnn import SphericalCNN, SphericalCNNConfig
 from equivision.render.sphere import raycast_sphere
 from equivision.sphere.sht import isht, sht
 from equivision.tasks.views import (
+    DEFAULT_TEACHER,
     ViewConfig,
     ViewDataset,
     build_view_dataset,
@@ -238,7 +239,8 @@ def test_cli_builds_modelnet10_views_and_refuses_in_one_line(tmp_path, capsys) -
     assert main(args) == 0
     m = read_manifest(out)
     assert m["meshes"] == 2 and m["items"] == 4 and m["config"]["up"] == "+z" and m["config"]["dof"] == 2
-    ds = ViewDataset(out, teacher="shapes_sphere_shapenet10", layer="stage2")
+    assert m["teacher"]["name"] == DEFAULT_TEACHER  # the CLI's default is the library's
+    ds = ViewDataset(out, teacher="shapes_sphere_modelnet10_hull6", layer="stage2")
     img, tgt, rot, _ = ds[3]
     assert img.shape == (3, 64, 64) and tgt.shape == (64, 16, 16)
     # ModelNet's up axis +z stays in the camera's x = 0 plane under 2DOF poses

@@ -44,7 +44,7 @@ def views(
                             help="3: uniform on SO(3); 2: azimuth about the up axis and elevation."),
     size: int = typer.Option(64, "--size", help="Image size: 64 or 128."),
     channels: str = typer.Option("shading,silhouette,depth", "--channels", help="Image channels, in order."),
-    teacher: str = typer.Option("shapes_sphere_shapenet10", "--teacher",
+    teacher: str = typer.Option("shapes_sphere_modelnet10_hull6", "--teacher",
                                 help="Spherical CNN: packaged name or run folder."),
     layer: str = typer.Option("stage1", "--layer", help="Teacher layer whose maps are the targets."),
     bandwidth: int = typer.Option(32, "--bandwidth", help="Ray-casting bandwidth (the teacher's input)."),

@@ -59,6 +59,9 @@ SHARD_KIND = "equivision-views/1"
 FOLDER_KIND = "views"
 MANIFEST = "manifest.json"
 IMAGE_SIZES = (64, 128)
+#: The teacher of the packaged image network (``image_to_sphere_modelnet10``): the six-channel
+#: spherical CNN trained on ModelNet10. ``shapes_sphere_shapenet10`` stays available by name.
+DEFAULT_TEACHER = "shapes_sphere_modelnet10_hull6"
 
 
 @dataclass(frozen=True)
@@ -529,7 +532,7 @@ def recast_gap(mesh: Mesh, teacher: nn.Module, layers: Sequence[str], rotations:
 
 
 def build_collection_views(out: str | Path, collection: str = "modelnet10", split: str = "train", *,
-                           teacher: str | Path | nn.Module = "shapes_sphere_shapenet10",
+                           teacher: str | Path | nn.Module = DEFAULT_TEACHER,
                            limit: int | None = None, overwrite: bool = False, show_progress: bool = True,
                            **cfg: Any) -> dict[str, Any]:
     """The view dataset of a registry collection's ``split`` (meshes sorted by name, the first
@@ -567,7 +570,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dof", type=int, default=3)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--channels", default="shading,silhouette,depth")
-    p.add_argument("--teacher", default="shapes_sphere_shapenet10")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER)
     p.add_argument("--layer", default="stage1")
     p.add_argument("--bandwidth", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -595,7 +598,7 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "ViewConfig",
+    "DEFAULT_TEACHER", "ViewConfig",
     "ViewDataset",
     "ViewSource",
     "build_collection_views",
