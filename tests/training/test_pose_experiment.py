@@ -162,6 +162,16 @@ def test_experiment_end_to_end_target_bound_is_exact(tmp_path, views, runs) -> N
     row = next(r for r in res["table"] if (r["dof"], r["protocol"], r["method"], r["class"]) ==
                (3, "instance", "target", "all"))
     assert row["n"] == 9 and row["acc15"] == 1.0 and row["median_deg"] == row["sym_median_deg"]
+    # correlations carry their confidence and symmetry flag; random and regression do not
+    for e in errs:
+        corr = e["method"] in ("embedding", "image_to_mesh", "target")
+        assert (e["confidence"] is not None) == corr and (e["symmetric"] is not None) == corr
+        if corr:
+            assert 0.0 <= e["confidence"] <= 1.0
+    conf = {(r["dof"], r["protocol"], r["method"]) for r in res["confidence"]}
+    assert (3, "instance", "embedding") in conf and (3, "absolute", "target") in conf
+    assert not any(m in ("random", "regression") for _, _, m in conf)
+    assert "Is the confidence informative?" in md
 
 
 def test_symmetric_error_only_for_symmetric_classes() -> None:
@@ -212,3 +222,13 @@ def test_modelnet10_config_parses_with_the_image_network_encoder() -> None:
     assert cfg.channels == ["shading", "silhouette", "depth"]
     for k in ("in_channels", "image_size", "width", "max_width", "code_dim"):
         assert getattr(cfg.model, k) == i2s[k], k
+
+
+def test_auroc_matches_the_pairwise_count() -> None:
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 6, (40,), generator=g).double()  # many ties
+    pos = torch.rand(40, generator=g) < 0.4
+    pairs = [(float(a > b) + 0.5 * float(a == b)) for a in score[pos] for b in score[~pos]]
+    assert abs(exp.auroc(pos, score) - sum(pairs) / len(pairs)) < 1e-12
+    assert exp.auroc(torch.tensor([True, False]), torch.tensor([1.0, 0.0])) == 1.0
+    assert math.isnan(exp.auroc(torch.ones(3, dtype=torch.bool), torch.rand(3)))

@@ -119,13 +119,61 @@ def category_partners(classes: Sequence[str], seed: int, k: int = PARTNERS) -> l
     return out
 
 
-def _poses(batch_a: Tensor, batch_b: Tensor, out_bandwidth: int | None, chunk: int = 64) -> Tensor:
-    """``relative_pose`` rotations ``(N, 3, 3)`` of pairs of maps ``(N, C, 2b, 2b)``, in chunks."""
+def _poses(batch_a: Tensor, batch_b: Tensor, out_bandwidth: int | None,
+           chunk: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """``relative_pose`` of pairs of maps ``(N, C, 2b, 2b)``, in chunks: rotations ``(N, 3, 3)``,
+    confidences ``(N,)`` and symmetry flags ``(N,)``."""
     from equivision.sphere.pose import relative_pose
 
-    rots = [relative_pose(batch_a[s:s + chunk], batch_b[s:s + chunk], out_bandwidth=out_bandwidth).rotation
-            for s in range(0, batch_a.shape[0], chunk)]
-    return torch.cat(rots).double() if rots else torch.zeros(0, 3, 3, dtype=torch.float64)
+    res = [relative_pose(batch_a[s:s + chunk], batch_b[s:s + chunk], out_bandwidth=out_bandwidth)
+           for s in range(0, batch_a.shape[0], chunk)]
+    if not res:
+        return torch.zeros(0, 3, 3, dtype=torch.float64), torch.zeros(0), torch.zeros(0, dtype=torch.bool)
+    return (torch.cat([r.rotation for r in res]).double(), torch.cat([r.confidence for r in res]).double(),
+            torch.cat([r.symmetric for r in res]))
+
+
+def auroc(positive: Tensor, score: Tensor) -> float:
+    """Area under the ROC curve of ``score`` for the boolean ``positive`` (ties count half):
+    the chance that a random positive scores above a random negative; NaN without both."""
+    positive = positive.bool()
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    s = score.double()
+    order = torch.argsort(s, stable=True)
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
+    for v in torch.unique(s):  # average ranks of ties
+        tie = s == v
+        if int(tie.sum()) > 1:
+            ranks[tie] = ranks[tie].mean()
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _acc(ok: Tensor, mask: Tensor) -> float:
+    return float(ok[mask].double().mean()) if bool(mask.any()) else float("nan")
+
+
+def confidence_summary(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per ``(dof, protocol, method)`` with confidences: is the confidence informative? AUROC
+    for "raw error < 15°", Acc@15 of the more and the less confident half (split at the
+    median), and the share flagged symmetric with the Acc@15 of flagged and unflagged pairs."""
+    rows = []
+    keys = list(dict.fromkeys((e["dof"], e["protocol"], e["method"]) for e in errors
+                              if e.get("confidence") is not None))
+    for dof, protocol, method in keys:
+        sel = [e for e in errors if (e["dof"], e["protocol"], e["method"]) == (dof, protocol, method)]
+        ok = torch.tensor([e["raw_deg"] < 15 for e in sel])
+        conf = torch.tensor([e["confidence"] for e in sel], dtype=torch.float64)
+        flag = torch.tensor([bool(e["symmetric"]) for e in sel])
+        hi = conf >= conf.quantile(0.5)
+
+        rows.append({"dof": dof, "protocol": protocol, "method": method, "n": len(sel),
+                     "auroc": auroc(ok, conf), "acc15_confident_half": _acc(ok, hi),
+                     "acc15_other_half": _acc(ok, ~hi), "flagged": float(flag.double().mean()),
+                     "acc15_flagged": _acc(ok, flag), "acc15_unflagged": _acc(ok, ~flag)})
+    return rows
 
 
 def _summary(deg: Tensor) -> dict[str, float]:
@@ -242,13 +290,15 @@ def run(out: str | Path, *, embedder: str | Path | nn.Module,
         vb = torch.tensor([p[4] for p in pairs], dtype=torch.long)
         ra, rb = rots[ia, va], rots[ib, vb]
         truth = rb @ ra.transpose(-1, -2)
-        est = {"embedding": _poses(emb[ia, va], emb[ib, vb], out_bandwidth),
-               "image_to_mesh": _poses(true_maps[ia, va], emb[ib, vb], out_bandwidth),
-               "target": _poses(true_maps[ia, va], true_maps[ib, vb], out_bandwidth),
-               "random": SO3().random(len(pairs), seed=name_seed(seed, f"random-pairs-{dof}"),
-                                      dtype=torch.float64)}
+        # each method: rotations, and for the correlations their confidences and symmetry flags
+        est: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {
+            "embedding": _poses(emb[ia, va], emb[ib, vb], out_bandwidth),
+            "image_to_mesh": _poses(true_maps[ia, va], emb[ib, vb], out_bandwidth),
+            "target": _poses(true_maps[ia, va], true_maps[ib, vb], out_bandwidth),
+            "random": (SO3().random(len(pairs), seed=name_seed(seed, f"random-pairs-{dof}"),
+                                    dtype=torch.float64), None, None)}
         if r_reg is not None:
-            est["regression"] = r_reg[ib, vb] @ r_reg[ia, va].transpose(-1, -2)
+            est["regression"] = (r_reg[ib, vb] @ r_reg[ia, va].transpose(-1, -2), None, None)
         axes = ra @ up_v  # the up axis of a's object, in the frame the relative pose acts on
         # absolute: every view of every mesh against its class template
         idx = [(i, v) for i in range(n_mesh) for v in range(VIEWS)]
@@ -256,12 +306,13 @@ def run(out: str | Path, *, embedder: str | Path | nn.Module,
         av = torch.tensor([v for _, v in idx], dtype=torch.long)
         tmpl = torch.stack([templates[classes[i]] for i in ai.tolist()])
         abs_truth = rots[ai, av]
-        abs_est = {"embedding": _poses(tmpl, emb[ai, av], out_bandwidth),
-                   "target": _poses(tmpl, true_maps[ai, av], out_bandwidth),
-                   "random": SO3().random(len(idx), seed=name_seed(seed, f"random-abs-{dof}"),
-                                          dtype=torch.float64)}
+        abs_est: dict[str, tuple[Tensor, Tensor | None, Tensor | None]] = {
+            "embedding": _poses(tmpl, emb[ai, av], out_bandwidth),
+            "target": _poses(tmpl, true_maps[ai, av], out_bandwidth),
+            "random": (SO3().random(len(idx), seed=name_seed(seed, f"random-abs-{dof}"),
+                                    dtype=torch.float64), None, None)}
         if r_reg is not None:
-            abs_est["regression"] = r_reg[ai, av]
+            abs_est["regression"] = (r_reg[ai, av], None, None)
         deg = 180 / math.pi
         abs_who = [("absolute", i, i) for i, _ in idx]
         for ests, tru, ax, who in ((est, truth, axes, [(p[0], p[1], p[3]) for p in pairs]),
@@ -269,13 +320,16 @@ def run(out: str | Path, *, embedder: str | Path | nn.Module,
             for method in METHODS:
                 if method not in ests:
                     continue
-                raw = rotation_errors(ests[method], tru) * deg
-                sym = rotation_errors(ests[method], tru, symmetry_axis=ax) * deg
+                rot, conf, flag = ests[method]
+                raw = rotation_errors(rot, tru) * deg
+                sym = rotation_errors(rot, tru, symmetry_axis=ax) * deg
                 for k, (proto, i, j) in enumerate(who):
                     c = classes[i]
                     errors.append({"dof": dof, "protocol": proto, "method": method, "class": c,
                                    "a": chosen_names[i], "b": chosen_names[j], "raw_deg": float(raw[k]),
-                                   "sym_deg": float(sym[k] if c in SYMMETRIC_CLASSES else raw[k])})
+                                   "sym_deg": float(sym[k] if c in SYMMETRIC_CLASSES else raw[k]),
+                                   "confidence": None if conf is None else float(conf[k]),
+                                   "symmetric": None if flag is None else bool(flag[k])})
     errors.sort(key=lambda e: (-e["dof"], PROTOCOLS.index(e["protocol"]), METHODS.index(e["method"])))
     table = summarize(errors)
     result = {"config": {"embedder": str(embedder) if not isinstance(embedder, nn.Module) else "module",
@@ -285,7 +339,7 @@ def run(out: str | Path, *, embedder: str | Path | nn.Module,
                          "dofs": list(dofs), "seed": seed, "out_bandwidth": out_bandwidth,
                          "views_per_mesh": VIEWS, "partners": PARTNERS,
                          "symmetric_classes": list(SYMMETRIC_CLASSES)},
-              "table": table, "errors": errors}
+              "table": table, "confidence": confidence_summary(errors), "errors": errors}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(files["json"], overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, indent=1, allow_nan=True) + "\n", encoding="utf-8")
@@ -328,6 +382,19 @@ def markdown(result: dict[str, Any]) -> str:
                 cells = {r["class"]: _fmt(r["sym_median_deg"]) for r in per if r["method"] == m}
                 lines.append(f"| {m} | " + " | ".join(cells.get(k, "—") for k in classes) + " |")
             lines.append("")
+    conf = result.get("confidence") or []
+    if conf:
+        lines += ["## Is the confidence informative?", "",
+                  "AUROC of the correlation's confidence for \"raw error < 15°\" (0.5: uninformative); "
+                  "Acc@15 (%) of the more and the less confident half; share flagged symmetric and the "
+                  "Acc@15 of flagged and unflagged answers.", "",
+                  "| DOF | protocol | method | AUROC | Acc@15 confident half | other half | flagged | "
+                  "Acc@15 flagged | unflagged |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dof']} | {r['protocol']} | {r['method']} | {r['auroc']:.3f} | "
+                  f"{_fmt(r['acc15_confident_half'], True)} | {_fmt(r['acc15_other_half'], True)} | "
+                  f"{_fmt(r['flagged'], True)} | {_fmt(r['acc15_flagged'], True)} | "
+                  f"{_fmt(r['acc15_unflagged'], True)} |" for r in conf]
+        lines.append("")
     pub = "; ".join(f"{k} Acc@15 {a:.3f}, median {m}°" for k, (a, m) in PUBLISHED.items())
     lines += [f"Published absolute pose on ModelNet10: {pub}. Those are 224 px renders read by ImageNet-"
               "pretrained ResNets; ours are 64² renders and networks trained from scratch, so the figures "
