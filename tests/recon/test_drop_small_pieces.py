@@ -49,3 +49,22 @@ def test_bad_fraction_is_refused_and_an_empty_mesh_passes() -> None:
             drop_small_pieces(both, bad)
     empty = Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long))
     assert drop_small_pieces(empty, 0.1) is empty
+
+
+def test_reconstruct_drops_small_pieces_by_default_for_peif_and_never_moves_a_vertex() -> None:
+    from equivision.data.procedural import make_shape
+    from equivision.geometry import sample_surface_uniform
+    from equivision.models import list_pretrained, load
+    from equivision.pipelines.reconstruct import PEIF_MIN_PIECE_FRACTION, reconstruct
+
+    if "peif_default" not in list_pretrained():
+        pytest.skip("no packaged PEIF default")
+    net = load("peif_default", model="peif")
+    pts, _ = sample_surface_uniform(make_shape("torus", 2).mesh(48), 3000, seed=0)
+    kept = reconstruct(pts, net, resolution=48, min_piece_fraction=0.0, compute_dtype=torch.float32).mesh
+    default = reconstruct(pts, net, resolution=48, compute_dtype=torch.float32).mesh
+    want = drop_small_pieces(kept, PEIF_MIN_PIECE_FRACTION)
+    assert torch.equal(default.vertices, want.vertices) and torch.equal(default.faces, want.faces)
+    assert surface_topology(default).pieces <= surface_topology(kept).pieces
+    with pytest.raises(InvalidInputError, match="min_piece_fraction"):
+        reconstruct(pts, net, resolution=48, min_piece_fraction=-1.0)

@@ -46,6 +46,8 @@ def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "c.ply"), "--model", "nothing"], "nothing"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "e.ply"), "--precision", "half"],
          "--precision"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "f.ply"), "--min-piece-fraction", "1.5"],
+         "--min-piece-fraction"),
     ]
     if not torch.cuda.is_available():
         cases.append(

@@ -35,6 +35,10 @@ def reconstruct(
         "machine in ~/.cache/equivision; else float32), float32 or bfloat16.",
     ),
     preview: Path | None = typer.Option(None, "--preview", help="Also write a PNG of input and result."),
+    min_piece_fraction: float | None = typer.Option(
+        None, "--min-piece-fraction",
+        help="Drop mesh pieces with fewer than this fraction of the faces (0: keep all); default "
+        "0.001 for peif, 0 for vn_global."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Reconstruct a surface with a pose-equivariant displacement field (no normals needed)."""
@@ -63,6 +67,8 @@ def reconstruct(
 
     if precision not in dtypes:
         fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
+    if min_piece_fraction is not None and not 0.0 <= min_piece_fraction < 1.0:
+        fail(f"--min-piece-fraction must be in [0, 1), got {min_piece_fraction}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     from equivision.pipelines.reconstruct import check_field_model
 
@@ -89,8 +95,8 @@ def reconstruct(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = run(points, net, resolution=resolution, device=device,
-                     compute_dtype=compute_dtype, progress=progress)
+        result = run(points, net, resolution=resolution, device=device, compute_dtype=compute_dtype,
+                     min_piece_fraction=min_piece_fraction, progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.") + why
