@@ -216,7 +216,8 @@ def reconstruct(
     ``torch.float32`` forces float32 (the VN global field has only float32).
     ``min_piece_fraction``: drop the pieces under this fraction of the faces;
     ``None`` (default) means :data:`PEIF_MIN_PIECE_FRACTION` for PEIF, where it was measured
-    to improve CD-L1, NC and F@1 % on every benchmark set and to leave one piece, and 0 for the
+    to improve the set means of CD-L1, NC and F@1 % on every benchmark set and to leave one or
+    two pieces per shape, and 0 for the
     VN global field (not measured).
     """
     check_field_model(model)
