@@ -41,6 +41,7 @@ from equivision.recon.extract import (
     drop_small_pieces,
     extract_mesh_udf,
     field_surface_points,
+    orient_faces,
 )
 from equivision.recon.frames import LocalFrames, cloud_frame
 from equivision.recon.patches import remove_duplicate_points
@@ -158,7 +159,8 @@ def reconstruct_with_field(
     if frame is not None:
         verts = verts @ frame.rotations.T + frame.centroids
     return Reconstruction(
-        Mesh(verts.to(points.dtype), mesh.faces),
+        # windings last, in the caller's frame (a reflecting frame would otherwise turn them inward)
+        orient_faces(Mesh(verts.to(points.dtype), mesh.faces)),
         stats,
         int(cloud.shape[0]),
         {"prepare": t1 - t0, "field_and_extraction": t2 - t1},

@@ -44,8 +44,9 @@ cubes cannot run; instead (our own formulation of the pseudo-sign idea of MeshUD
    vertex (the slower original rule).
 
 Output vertices are shared between faces (one per crossed grid edge); faces of open surfaces
-stay open. Orientation is consistent within each tetrahedron but not globally (an unsigned
-field has none); use ``trimesh.repair.fix_normals`` for closed results if needed.
+stay open. An unsigned field has no orientation: the windings come out consistent within each
+tetrahedron only, and :func:`orient_faces` (which :func:`~equivision.pipelines.reconstruct`
+applies) makes them consistent across the mesh, outward per piece.
 """
 
 from __future__ import annotations
@@ -279,40 +280,14 @@ def _plane_projection(xyz: Tensor, disp: Tensor, udf: Tensor, va: Tensor, vb: Te
     return (1 - t)[:, None] * step_a + t[:, None] * step_b, unsure
 
 
-def _global_labels(nodes: np.ndarray, res: int, disp: Tensor, udf: Tensor, voxel: float,
-                   crossing_slack: float) -> np.ndarray:
-    """Inside/outside labels ``(M,)`` of the active nodes, consistent across the whole band.
-
-    Each lattice edge between active neighbours says "same side" (directions agree, or they
-    disagree only across a medial axis: far from the surface) or "opposite sides" (the local
-    crossing test), with a confidence ``|cos|`` of the angle between the two directions. The
-    labels follow the most confident spanning forest of these edges (a maximum spanning tree,
-    as Kruskal's order resolves conflicts: the noisy edges a learned field has near its jumps
-    lose against the many clean ones around them). Every tetrahedron then cuts exactly the
-    edges whose end labels differ, so neighbouring tetrahedra agree and the surface closes
-    wherever the field is a distance field of a closed surface."""
+def _forest_parity(m: int, ea: np.ndarray, eb: np.ndarray, cost: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """Parities ``(m,)`` (0/1) of ``m`` nodes joined by edges ``(ea, eb)`` that each say "same"
+    (``flip`` false) or "different", trusted in the order of ``cost`` (lowest first): the
+    parities follow the minimum spanning forest, each tree's root at 0. Conflicting edges
+    outside the forest are overruled."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
-    m = len(nodes)
-    ea_l, eb_l = [], []
-    for step in (res * res, res, 1):  # +x, +y, +z neighbours (x is the slowest index)
-        axis_ok = ((nodes // step) % res) < res - 1
-        nb = nodes[axis_ok] + step
-        pos = np.searchsorted(nodes, nb).clip(0, m - 1)
-        hit = nodes[pos] == nb
-        ea_l.append(np.flatnonzero(axis_ok)[hit])
-        eb_l.append(pos[hit])
-    ea, eb = np.concatenate(ea_l), np.concatenate(eb_l)
-    d = disp.numpy()
-    u = udf.numpy()
-    ua, ub = np.maximum(u[ea], 1e-300), np.maximum(u[eb], 1e-300)
-    cos = np.einsum("ij,ij->i", d[ea], d[eb]) / (ua * ub)
-    near = u[ea] + u[eb] <= crossing_slack * voxel
-    flip = (cos < 0) & near
-    # cost of trusting an edge: low for confident ones; medial-axis edges (opposite directions
-    # far from the surface) are "same side" but weak evidence
-    cost = np.where((cos >= 0) | near, 1.0 - np.abs(cos), 1.0) + 1e-6
     g = coo_matrix((cost, (ea, eb)), shape=(m, m)).tocsr()
     tree = minimum_spanning_tree(g).tocoo()
     ta, tb = tree.row.astype(np.int64), tree.col.astype(np.int64)
@@ -347,6 +322,88 @@ def _global_labels(nodes: np.ndarray, res: int, disp: Tensor, udf: Tensor, voxel
         par = par ^ par[anc]
         anc = anc[anc]
     return par[:m]
+
+
+def orient_faces(mesh: Mesh) -> Mesh:
+    """``mesh`` with its faces ``(F, 3)`` ordered consistently: across every edge two faces
+    share, they run in opposite directions, and each piece's normals point outward (its signed
+    volume about its centroid is positive; for an open piece, the side that gives the larger
+    signed volume). Vertices do not move and faces only change their winding, so a rotation
+    of the input rotates the output; a reflection flips it, as it must.
+
+    The windings follow a spanning forest of the faces joined through edges used by exactly
+    two faces (:func:`_forest_parity`); a piece that is not orientable (a Möbius-like
+    region of a noisy field) keeps the forest's choice, with the conflicting edges left
+    inconsistent."""
+    if len(mesh.faces) == 0:
+        return mesh
+    f = mesh.faces.detach().cpu().numpy().astype(np.int64)
+    v = mesh.vertices.detach().cpu().double().numpy()
+    _, vid = np.unique(v, axis=0, return_inverse=True)
+    fw = vid.reshape(-1)[f]
+    directed = np.concatenate([fw[:, [0, 1]], fw[:, [1, 2]], fw[:, [2, 0]]])
+    ascending = directed[:, 0] < directed[:, 1]
+    _, edge_id, count = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
+    edge_id = edge_id.reshape(-1)
+    face_of = np.tile(np.arange(len(f)), 3)
+    two = count[edge_id] == 2
+    order = np.argsort(edge_id[two], kind="stable")
+    pairs_f = face_of[two][order].reshape(-1, 2)  # the two faces of each manifold edge
+    pairs_up = ascending[two][order].reshape(-1, 2)
+    # two faces crossing an edge in the same direction need opposite windings
+    flip = pairs_up[:, 0] == pairs_up[:, 1]
+    ok = pairs_f[:, 0] != pairs_f[:, 1]
+    parity = _forest_parity(len(f), pairs_f[ok, 0], pairs_f[ok, 1], np.ones(int(ok.sum())), flip[ok])
+    fo = np.where(parity[:, None] == 1, f[:, ::-1], f)
+    # outward per piece: pieces as the forest joined them
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    g = coo_matrix((np.ones(int(ok.sum())), (pairs_f[ok, 0], pairs_f[ok, 1])), shape=(len(f), len(f)))
+    _, piece = connected_components(g, directed=False)
+    tri = v[fo]
+    centre = np.zeros((piece.max() + 1, 3))
+    np.add.at(centre, piece, tri.mean(1))
+    centre /= np.bincount(piece)[:, None]
+    rel = tri - centre[piece][:, None]
+    vol = np.bincount(piece, weights=np.einsum("ij,ij->i", rel[:, 0], np.cross(rel[:, 1], rel[:, 2])))
+    fo = np.where((vol < 0)[piece][:, None], fo[:, ::-1], fo)
+    return Mesh(mesh.vertices, torch.as_tensor(np.ascontiguousarray(fo), dtype=mesh.faces.dtype,
+                                               device=mesh.faces.device))
+
+
+def _global_labels(nodes: np.ndarray, res: int, disp: Tensor, udf: Tensor, voxel: float,
+                   crossing_slack: float) -> np.ndarray:
+    """Inside/outside labels ``(M,)`` of the active nodes, consistent across the whole band.
+
+    Each lattice edge between active neighbours says "same side" (directions agree, or they
+    disagree only across a medial axis: far from the surface) or "opposite sides" (the local
+    crossing test), with a confidence ``|cos|`` of the angle between the two directions. The
+    labels follow the most confident spanning forest of these edges (a maximum spanning tree,
+    as Kruskal's order resolves conflicts: the noisy edges a learned field has near its jumps
+    lose against the many clean ones around them). Every tetrahedron then cuts exactly the
+    edges whose end labels differ, so neighbouring tetrahedra agree and the surface closes
+    wherever the field is a distance field of a closed surface."""
+    m = len(nodes)
+    ea_l, eb_l = [], []
+    for step in (res * res, res, 1):  # +x, +y, +z neighbours (x is the slowest index)
+        axis_ok = ((nodes // step) % res) < res - 1
+        nb = nodes[axis_ok] + step
+        pos = np.searchsorted(nodes, nb).clip(0, m - 1)
+        hit = nodes[pos] == nb
+        ea_l.append(np.flatnonzero(axis_ok)[hit])
+        eb_l.append(pos[hit])
+    ea, eb = np.concatenate(ea_l), np.concatenate(eb_l)
+    d = disp.numpy()
+    u = udf.numpy()
+    ua, ub = np.maximum(u[ea], 1e-300), np.maximum(u[eb], 1e-300)
+    cos = np.einsum("ij,ij->i", d[ea], d[eb]) / (ua * ub)
+    near = u[ea] + u[eb] <= crossing_slack * voxel
+    flip = (cos < 0) & near
+    # cost of trusting an edge: low for confident ones; medial-axis edges (opposite directions
+    # far from the surface) are "same side" but weak evidence
+    cost = np.where((cos >= 0) | near, 1.0 - np.abs(cos), 1.0) + 1e-6
+    return _forest_parity(m, ea, eb, cost, flip)
 
 
 def extract_mesh_udf(
