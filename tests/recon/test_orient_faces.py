@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from _recon_fields import sphere_field
 
 from equivision.geometry import sample_surface_uniform
+from equivision.groups import SO3
 from equivision.io import Mesh
 from equivision.pipelines.reconstruct import reconstruct_with_field
 from equivision.recon import closest_points_on_mesh
 from equivision.recon.extract import extract_mesh_udf, orient_faces
+from equivision.testing import assert_equivariant
 
 
 def winding_conflicts(mesh: Mesh) -> tuple[int, int]:
@@ -97,6 +100,22 @@ def test_windings_follow_rotations_and_flip_with_reflections(reflect):
     assert torch.equal(moved.faces, same.faces) != reflect
 
 
+def test_face_normals_are_rotation_equivariant_through_the_harness():
+    """Oriented face normals of a scrambled mesh rotate with its vertices (float64, exact
+    combinatorics, so to rounding)."""
+    mesh = scrambled(trimesh.creation.icosphere(2, radius=0.5), 5)
+
+    def normals(v: torch.Tensor) -> torch.Tensor:
+        tri = v[orient_faces(Mesh(v, mesh.faces)).faces]
+        return torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+    def rotate(r: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x @ r.T
+
+    elements = SO3().random(4, seed=6, dtype=torch.float64)
+    assert_equivariant(normals, mesh.vertices, rotate, rotate, elements, tol=1e-12)
+
+
 def test_extraction_and_pipeline_give_outward_windings():
     tm = trimesh.creation.icosphere(4, radius=0.4)
     ref = Mesh(torch.as_tensor(tm.vertices, dtype=torch.float64), torch.as_tensor(tm.faces, dtype=torch.long))
@@ -110,14 +129,6 @@ def test_extraction_and_pipeline_give_outward_windings():
     assert winding_conflicts(raw)[0] > 0  # the tables' windings are not consistent
     out = orient_faces(raw)
     assert winding_conflicts(out)[0] == 0 and outward_fraction(out, torch.zeros(3)) == 1.0
-
-    def sphere_field(unit):
-        r = float(unit.norm(dim=-1).mean())
-        def disp(q):
-            n = q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            return (r - n) * q / n
-
-        return disp
 
     rec = reconstruct_with_field(pts.double() + 2.0, sphere_field, resolution=32).mesh
     assert winding_conflicts(rec)[0] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _recon_fields import sphere_field
 
 from equivision.groups import SE3
 from equivision.models import list_pretrained, load
@@ -117,15 +118,6 @@ def test_exact_field_mesh_follows_the_pose():
     frame comes from the farthest point: the mesh still moves with the cloud (float64)."""
     g = torch.Generator().manual_seed(0)
     sphere = torch.nn.functional.normalize(torch.randn(3000, 3, generator=g, dtype=torch.float64), dim=1)
-
-    def sphere_field(unit):
-        r = float(unit.norm(dim=-1).mean())
-
-        def disp(q):
-            n = q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            return (r - n) * q / n
-
-        return disp
 
     def verts(x):
         return reconstruct_with_field(x, sphere_field, resolution=24).mesh.vertices

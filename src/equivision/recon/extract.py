@@ -45,8 +45,9 @@ cubes cannot run; instead (our own formulation of the pseudo-sign idea of MeshUD
 
 Output vertices are shared between faces (one per crossed grid edge); faces of open surfaces
 stay open. An unsigned field has no orientation: the windings come out consistent within each
-tetrahedron only, and :func:`orient_faces` (which :func:`~equivision.pipelines.reconstruct`
-applies) makes them consistent across the mesh, outward per piece.
+tetrahedron only, and :func:`orient_faces` (which
+:func:`~equivision.pipelines.reconstruct.reconstruct_with_field` applies) makes them
+consistent across the mesh, outward per piece.
 """
 
 from __future__ import annotations
@@ -139,18 +140,25 @@ class SurfaceTopology:
     """Edges used by more than two faces."""
 
 
+def _welded_edges(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The faces' edges with vertices at the same coordinates welded: the faces over welded
+    ids ``(F, 3)``, their directed edges ``(3F, 2)`` (all first edges, then second, then third),
+    each one's undirected edge id ``(3F,)`` and the number of faces on each edge."""
+    f = mesh.faces.detach().cpu().numpy().astype(np.int64)
+    _, vid = np.unique(mesh.vertices.detach().cpu().double().numpy(), axis=0, return_inverse=True)
+    f = vid.reshape(-1)[f]
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    _, edge_id, count = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
+    return f, directed, edge_id.reshape(-1), count
+
+
 def _face_components(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     """Per face its piece (faces joined through shared edges; vertices at the same coordinates
     count as one) ``(F,)``, and the number of faces on each edge."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    f = mesh.faces.detach().cpu().numpy().astype(np.int64)
-    _, vid = np.unique(mesh.vertices.detach().cpu().double().numpy(), axis=0, return_inverse=True)
-    f = vid.reshape(-1)[f]
-    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-    _, edge_id, count = np.unique(e, axis=0, return_inverse=True, return_counts=True)
-    edge_id = edge_id.reshape(-1)
+    f, _, edge_id, count = _welded_edges(mesh)
     face_of = np.tile(np.arange(len(f)), 3)
     # faces and edges as one bipartite graph: faces sharing an edge share a component
     n_f = len(f)
@@ -339,12 +347,8 @@ def orient_faces(mesh: Mesh) -> Mesh:
         return mesh
     f = mesh.faces.detach().cpu().numpy().astype(np.int64)
     v = mesh.vertices.detach().cpu().double().numpy()
-    _, vid = np.unique(v, axis=0, return_inverse=True)
-    fw = vid.reshape(-1)[f]
-    directed = np.concatenate([fw[:, [0, 1]], fw[:, [1, 2]], fw[:, [2, 0]]])
+    _, directed, edge_id, count = _welded_edges(mesh)
     ascending = directed[:, 0] < directed[:, 1]
-    _, edge_id, count = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
-    edge_id = edge_id.reshape(-1)
     face_of = np.tile(np.arange(len(f)), 3)
     two = count[edge_id] == 2
     order = np.argsort(edge_id[two], kind="stable")
