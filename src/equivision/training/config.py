@@ -50,6 +50,12 @@ class TrainConfig:
     step_gamma: float = 0.1
     grad_clip: float = 0.0
     """Clip the global gradient norm to this value; 0 disables clipping."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights, ``avg = d avg + (1 - d) w`` after
+    every step with ``d = min(ema_decay, (1 + t) / (10 + t))`` at step ``t`` (so the first
+    steps do not dominate). Evaluation, the best checkpoint and the checkpoints' model weights
+    are the average's; the raw weights are evaluated too (metrics prefixed ``raw_``) and kept
+    in train_state for resume. 0 = off; typical values 0.99-0.9999."""
     seed: int = 0
     eval_every: int = 0
     """Evaluate every N steps (and always at the end); 0 = only at the end."""
@@ -113,6 +119,9 @@ def _check_train(c: TrainConfig) -> None:
                           "typical values are 1e-4 to 1e-1")
     require_range(c.momentum, "train.momentum", 0.0, 1.0, error=ConfigError)
     require_range(c.min_lr_factor, "train.min_lr_factor", 0.0, 1.0, error=ConfigError)
+    if not 0.0 <= c.ema_decay < 1.0:  # also refuses NaN
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {c.ema_decay}; 0 turns "
+                          "the weight average off, typical values are 0.99-0.9999")
     if c.warmup_steps > c.steps:
         raise ConfigError(f"train.warmup_steps ({c.warmup_steps}) must be <= train.steps "
                           f"({c.steps})")

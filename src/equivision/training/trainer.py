@@ -142,6 +142,42 @@ def make_optimizer(params: Iterator[torch.nn.Parameter], tc: TrainConfig
     return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
 
 
+class WeightAverage:
+    """Exponential moving average of a model's floating-point state (parameters and float
+    buffers, e.g. batch-norm statistics); integer buffers are copied. See
+    ``TrainConfig.ema_decay`` for the decay rule."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def decay_at(self, step: int) -> float:
+        """Decay used for the update after ``step`` completed steps (``step`` >= 1)."""
+        return min(self.decay, (1 + step) / (10 + step))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = self.decay_at(step)
+        for k, v in model.state_dict().items():
+            avg = self.state[k]
+            if avg.is_floating_point():
+                avg.lerp_(v.detach(), 1.0 - d)
+            else:
+                avg.copy_(v)
+
+    @torch.no_grad()
+    def swap(self, model: torch.nn.Module) -> None:
+        """Exchange the model's weights and the average (call twice to undo)."""
+        for k, v in model.state_dict().items():
+            tmp = v.detach().clone()
+            v.copy_(self.state[k])
+            self.state[k].copy_(tmp)
+
+
+RAW_PREFIX = "raw_model."
+"""train_state key prefix of the raw (not averaged) weights when train.ema_decay > 0."""
+
+
 class MetricsLog:
     """``metrics.csv`` (step,split,metric,value) and, when available, TensorBoard events."""
 
@@ -383,6 +419,7 @@ class _Run:
                 self.model, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=task.find_unused_parameters)
         self.optimizer = make_optimizer(self.model.parameters(), tc)
+        self.ema = WeightAverage(self.model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(tc))
         self.step = 0
         self.best: dict[str, Any] | None = None
@@ -405,6 +442,8 @@ class _Run:
         self.model.eval()
         try:
             names = sorted(self.task.evaluate(self.model, loader, self.device))
+            if self.tc.ema_decay > 0:
+                names += [f"raw_{n}" for n in names]
         finally:
             self.model.train()
             ckpt.restore_rng(rng)
@@ -427,6 +466,14 @@ class _Run:
 
         load_into(self.model, ckpt.load_checkpoint_tensors(info, "model"), str(info.path))
         state = ckpt.load_checkpoint_tensors(info, "train_state")
+        if self.ema is not None:  # the checkpoint's model is the average; raw weights apart
+            raw = {k[len(RAW_PREFIX):]: v for k, v in state.items() if k.startswith(RAW_PREFIX)}
+            if not raw:
+                raise CheckpointError(f"checkpoint {info.path} holds no raw weights "
+                                      f"({RAW_PREFIX}*) for train.ema_decay > 0")
+            self.ema = WeightAverage(self.model, self.tc.ema_decay)
+            load_into(self.model, raw, f"{info.path} (raw weights)")
+        state = {k: v for k, v in state.items() if not k.startswith(RAW_PREFIX)}
         try:
             self.optimizer.load_state_dict(
                 ckpt.unflatten_state(state, meta["optimizer"], self.device))
@@ -465,6 +512,8 @@ class _Run:
     def _save(self, mark_best: bool) -> None:
         # every rank holds the same weights (DDP), so every rank refuses alike
         params = [p.detach() for p in self.model.parameters()]
+        if self.ema is not None:
+            params += [v for v in self.ema.state.values() if v.is_floating_point()]
         if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             raise TrainingError(f"the model's weights became NaN or infinite by step "
                                 f"{self.step} (not checkpointed); lower train.lr or set "
@@ -473,6 +522,11 @@ class _Run:
         if not self.info.is_main:
             return
         opt_tensors, opt_json = ckpt.flatten_state(self.optimizer.state_dict())
+        model_state = self.model.state_dict()
+        if self.ema is not None:  # users load the average; resume needs the raw weights too
+            opt_tensors.update({RAW_PREFIX + k: v.detach().cpu().contiguous()
+                                for k, v in model_state.items()})
+            model_state = self.ema.state
         sched = self.scheduler.state_dict()  # lr_lambdas: [None] (a plain function)
         meta = {
             "task": self.task.name, "config": self.cfg.to_dict(),
@@ -482,7 +536,7 @@ class _Run:
             "rng": rngs, "metrics": {"train": self.last_train, "eval": self.last_eval},
             "best": self.best, "equivision_version": __version__,
         }
-        ckpt.save_checkpoint(self.run_dir, self.step, self.model.state_dict(), opt_tensors, meta)
+        ckpt.save_checkpoint(self.run_dir, self.step, model_state, opt_tensors, meta)
         if mark_best and self.best is not None:
             ckpt.write_best(self.run_dir, self.step, self.best["metric"], self.best["value"])
         keep = {self.best["step"]} if self.best is not None else set()
@@ -522,6 +576,14 @@ class _Run:
             self.model.eval()
             with self._autocast():
                 metrics = self.task.evaluate(self.model, self._eval_loader(), self.device)
+                if self.ema is not None:  # the raw weights' figures, then the average's
+                    raw = {f"raw_{k}": float(v) for k, v in metrics.items()}
+                    self.ema.swap(self.model)
+                    try:
+                        metrics = {**self.task.evaluate(self.model, self._eval_loader(),
+                                                        self.device), **raw}
+                    finally:
+                        self.ema.swap(self.model)
             self.model.train()
             self.last_eval = {k: float(v) for k, v in metrics.items()}
             self.log.write(self.step, "eval", self.last_eval)
@@ -566,6 +628,8 @@ class _Run:
                     lr = self.optimizer.param_groups[0]["lr"]
                     self.scheduler.step()
                     self.step += 1
+                    if self.ema is not None:
+                        self.ema.update(self.model, self.step)
 
                     values = {"loss": loss.detach(), **{k: v.detach() if isinstance(
                         v, torch.Tensor) else torch.tensor(float(v)) for k, v in metrics.items()}}
