@@ -4,17 +4,16 @@ run writes and evaluates, and resume."""
 from __future__ import annotations
 
 import math
-import shutil
 
 import numpy as np
 import pytest
 import torch
-from training_helpers import curve, deterministic_rows, final_weights, toy_config
+from training_helpers import copy_run_up_to, curve, deterministic_rows, final_weights, toy_config
 
 from equivision.errors import ConfigError
 from equivision.models.weights import read_tensors
 from equivision.training import evaluate_run, train
-from equivision.training.checkpoint import checkpoint_steps, checkpoints_dir, find_checkpoint
+from equivision.training.checkpoint import checkpoint_steps, find_checkpoint
 from equivision.training.config import build_run_config
 from equivision.training.tasks import get_task
 from equivision.training.trainer import RAW_PREFIX, WeightAverage, seed_everything
@@ -105,10 +104,7 @@ def test_resume_continues_the_average_exactly(tmp_path, quiet_console) -> None:
     full = tmp_path / "full"
     train("toy", cfg, full, console=quiet_console)
     part = tmp_path / "part"
-    shutil.copytree(full, part)
-    for s in checkpoint_steps(part):
-        if s > 10:
-            shutil.rmtree(checkpoints_dir(part) / f"step-{s:08d}")
+    copy_run_up_to(full, part, 10)
     train("toy", None, part, resume=True, console=quiet_console)
     for name in ("model.safetensors", "train_state.safetensors"):
         a = read_tensors(find_checkpoint(full, 30).path / name)

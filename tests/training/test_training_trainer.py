@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
-from training_helpers import curve, deterministic_rows, final_weights, toy_config
+from training_helpers import copy_run_up_to, curve, deterministic_rows, final_weights, toy_config
 
 from equivision.errors import CheckpointError, ConfigError, OutputExistsError
 from equivision.training import TrainConfig, TrainingError, evaluate_run, train
-from equivision.training.checkpoint import checkpoint_steps, checkpoints_dir, read_best
+from equivision.training.checkpoint import checkpoint_steps, read_best
 from equivision.training.trainer import lr_factor
 
 
@@ -56,10 +54,7 @@ def test_resume_from_an_earlier_checkpoint_matches_uninterrupted(tmp_path, quiet
     full = tmp_path / "full"
     train("toy", cfg, full, console=quiet_console)
     part = tmp_path / "part"
-    shutil.copytree(full, part)
-    for s in checkpoint_steps(part):
-        if s > 20:
-            shutil.rmtree(checkpoints_dir(part) / f"step-{s:08d}")
+    copy_run_up_to(full, part, 20)
     r = train("toy", None, part, resume=True, console=quiet_console)
     assert r.step == 50
     a, b = final_weights(full), final_weights(part)

@@ -53,6 +53,19 @@ def deterministic_rows(run_dir: Path) -> list[tuple[int, str, str, float]]:
     return [r for r in read_metrics(run_dir) if r[2] != "samples_per_s"]
 
 
+def copy_run_up_to(src: Path, dst: Path, step: int) -> None:
+    """``dst``: a copy of the run folder ``src`` without its checkpoints after ``step`` (as if
+    the run had been killed there)."""
+    import shutil
+
+    from equivision.training.checkpoint import checkpoints_dir
+
+    shutil.copytree(src, dst)
+    for s in checkpoint_steps(dst):
+        if s > step:
+            shutil.rmtree(checkpoints_dir(dst) / f"step-{s:08d}")
+
+
 def run_until_first_checkpoint_then_kill(cmd: list[str], run: Path, timeout_s: float = 120) -> None:
     """Start ``cmd`` (a training command writing into ``run``), SIGKILL it as soon as a
     checkpoint exists, and check it really died part-way."""
