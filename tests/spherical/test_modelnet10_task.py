@@ -175,3 +175,37 @@ def test_the_default_classifier_is_the_modelnet10_teacher(tmp_path, capsys):
     assert list(probs) == list(MODELNET10_CLASSES) and abs(sum(probs.values()) - 1) < 1e-4
     assert main(["classify", str(path), "--json", "--model", "shapes_sphere_shapenet10"]) == 0
     assert list(json.loads(capsys.readouterr().out)) == list(SHAPENET10_CLASSES)
+
+
+def test_label_smoothing_smooths_the_training_loss_only():
+    import numpy as np
+
+    from equivision.tasks.shapes_sphere import ShapesSphereTask
+
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ConfigError, match="label_smoothing"):
+            ShapesSphereConfig(collection="modelnet10", label_smoothing=bad)
+    task = ShapesSphereTask()
+    task.label_smoothing = eps = 0.2
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    y = torch.tensor([0, 1])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return logits
+
+    net = Fixed()
+    # independent reference: the target puts 1 - eps on the label and eps / K on every class
+    z = logits.numpy().astype(np.float64)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    target = np.full_like(z, eps / 3)
+    target[np.arange(2), y.numpy()] += 1 - eps
+    smoothed = float(-(target * logp).sum(1).mean())
+    plain = float(-logp[np.arange(2), y.numpy()].mean())
+    net.train()
+    loss, _ = task.loss(net, (torch.zeros(2, 1), y))
+    assert loss.item() == pytest.approx(smoothed, rel=1e-6)
+    net.eval()
+    loss, _ = task.loss(net, (torch.zeros(2, 1), y))
+    assert loss.item() == pytest.approx(plain, rel=1e-6)
+    assert smoothed != pytest.approx(plain, rel=1e-3)

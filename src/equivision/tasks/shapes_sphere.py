@@ -51,6 +51,7 @@ _DataFieldsBase = make_dataclass("_DataFieldsBase", [
     ("cache_dir", str, field(default="runs/sphere-data")),
     ("classes", list[str], field(default_factory=list)),
     ("augment_azimuth", bool, field(default=False)),
+    ("label_smoothing", float, field(default=0.0)),
 ])
 _DataFieldsBase.__module__ = __name__
 
@@ -65,10 +66,14 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
     drawn (a roll of the azimuth axis, exact on the grid), so a fixed set of cached rotations
     yields new poses every epoch at no ray-casting cost. ``channels`` are the ray-cast
     channels (:data:`~equivision.render.sphere.CHANNELS`), one per input channel of the model
-    (``task.model.in_channels``)."""
+    (``task.model.in_channels``). ``label_smoothing`` in [0, 1): the training loss's
+    cross-entropy target puts that much mass uniformly over the classes (evaluation losses
+    stay plain cross-entropy, so they compare across runs)."""
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.collection not in COLLECTIONS or self.protocol not in PROTOCOLS:
             raise ConfigError(
                 f"task.collection must be one of {COLLECTIONS} and task.protocol one of {PROTOCOLS}"
@@ -127,9 +132,11 @@ def roll_azimuth(x: torch.Tensor, generator: torch.Generator | None = None) -> t
 class _ShapesSphereTask(Task):
     best_metric, best_mode = "accuracy", "max"
     augment_azimuth = False
+    label_smoothing = 0.0
 
     def datasets(self, cfg: _DataFields) -> tuple[Dataset, Dataset]:
         self.augment_azimuth = bool(cfg.augment_azimuth)
+        self.label_smoothing = float(cfg.label_smoothing)
         split = cached_split(cfg.data_config(), cfg.cache_dir)
         n_classes = len(split.classes)
         if cfg.model.num_classes != n_classes:  # type: ignore[attr-defined]
@@ -142,7 +149,7 @@ class _ShapesSphereTask(Task):
             # Draws from the global generator, which checkpoints save and --resume restores.
             x = roll_azimuth(x)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if model.training else 0.0)
         acc = (logits.argmax(-1) == y).float().mean() * 100
         return loss, {"accuracy": acc.detach()}
 
