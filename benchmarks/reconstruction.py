@@ -5,7 +5,7 @@ pymeshlab screened Poisson), same clouds.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction.py [--quick] [--shapes 4]
         [--ablation runs/recon-no-pose] [--results runs/bench-recon/results.jsonl]
         [--precision auto|float32|bfloat16] [--no-anchors] [--no-ablation]
-        [--vn-global vn_global_default] [--compare-shapes 0]
+        [--vn-global vn_global_default] [--compare-shapes 0] [--plane-filters 0.5:1]
 
 Test sets (meshes normalised to the unit box): the ABC meshes held out of training (the last
 3), classic scans and ShapeNet objects (novel domains); ``--shapes`` per set. Each shape gives
@@ -43,6 +43,9 @@ canonical and rotated, on degraded clouds: ``half-space crop`` (the points on on
 seeded random plane through the centroid, the visible half), ``300 points, noise 0.005``
 (``sparse_noisy_resample``) and ``2k points (both fields)``; every degraded cloud is scored
 against the whole reference mesh (a partial cloud's missing half counts against it).
+Tangent-plane filter (``--plane-filters 0.5:1,0.5:3``): each ``VOXELS:NEIGHBOURS`` setting of
+``reconstruct(plane_filter=…, plane_filter_neighbours=…)`` runs as one more equivision method
+on the clean clouds, canonical and rotated, beside the library's default.
 Timing (``--timing-resolutions``): equivision's seconds per shape and field queries per second
 at each resolution on the first ``--timing-shapes`` shapes of each set, beside the anchors'
 seconds on the same clouds in the same run.
@@ -222,10 +225,11 @@ PRECISIONS = COMPUTE_DTYPES
 
 def run_equivision(net: torch.nn.Module, pts: torch.Tensor, ref: Mesh, res: int, seed: int,
                    rotation: torch.Tensor | None, align_grid: bool = True,
-                   compute_dtype: torch.dtype | None = None) -> dict:
+                   compute_dtype: torch.dtype | None = None, **options) -> dict:
     cloud = pts if rotation is None else pts @ rotation.T
     t = time.perf_counter()
-    rec = reconstruct(cloud, net, resolution=res, align_grid=align_grid, compute_dtype=compute_dtype)
+    rec = reconstruct(cloud, net, resolution=res, align_grid=align_grid, compute_dtype=compute_dtype,
+                      **options)
     seconds = time.perf_counter() - t
     mesh = rec.mesh if rotation is None else Mesh(rec.mesh.vertices @ rotation, rec.mesh.faces)
     queries = rec.stats.queried_nodes + rec.stats.projected_by_field + rec.stats.checked_by_field
@@ -257,6 +261,9 @@ def main() -> None:
                     help="packaged name or run folder of the VN global field; skipped if absent")
     ap.add_argument("--compare-shapes", type=int, default=0,
                     help="shapes per set for the global-vs-local comparison on degraded clouds")
+    ap.add_argument("--plane-filters", default="",
+                    help="comma-separated VOXELS:NEIGHBOURS settings of reconstruct's tangent-plane "
+                         "filter, each run as an extra equivision method (clean, canonical and rotated)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/results.jsonl"))
     ap.add_argument("--fresh", action="store_true", help="forget earlier results in --results")
@@ -308,6 +315,9 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
     except Exception as e:  # no trained global field yet: its rows are skipped
         print(f"no VN global field at {args.vn_global} ({type(e).__name__}): skipped")
     n_shapes = 2 if args.quick else args.shapes
+    settings = [item.split(":") for item in args.plane_filters.split(",") if item]
+    filters = {f"equivision, plane filter {v} (nn{n})":
+               {"plane_filter": float(v), "plane_filter_neighbours": int(n)} for v, n in settings}
     timing_res = [] if args.quick else [int(r) for r in args.timing_resolutions.split(",") if r]
     robust = 0 if args.quick else args.robust_shapes
 
@@ -350,6 +360,12 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
                         record(set_name, f.stem, "clean", name + suffix, res,
                                run_equivision(net, pts, ref, res, i, r, name in SHIPPED,
                                               _dtype_for(name, dtype)))
+            for name, options in filters.items():
+                for suffix, r in (("", None), (", rotated", rot)):
+                    if todo(set_name, f.stem, "clean", name + suffix, args.resolution):
+                        record(set_name, f.stem, "clean", name + suffix, args.resolution,
+                               {**run_equivision(nets["equivision"], pts, ref, args.resolution, i, r,
+                                                 compute_dtype=dtype, **options), **options})
             for method, fn in anchors(have_o3d, have_meshlab, all_of_them=args.with_meshlab).items():
                 if todo(set_name, f.stem, "clean", method, None):
                     record(set_name, f.stem, "clean", method, None, run_anchor(fn, pts, nrm, ref, i))
@@ -459,7 +475,9 @@ def report(rows: list[dict], resolution: int) -> None:
                         f"{r['shape'][:8]} {r['pieces']}/{r['boundary_edges']}" for r in rs if "pieces" in r))
     print()
     for s in dict.fromkeys(k[1] for k in groups):
-        for v, m in [("clean", m) for m in ("equivision", "no-pose ablation", "vn global")] + [
+        plane = sorted({r["method"] for r in rows if r["method"].startswith("equivision, plane filter")
+                        and not r["method"].endswith("rotated")})
+        for v, m in [("clean", m) for m in ("equivision", "no-pose ablation", "vn global", *plane)] + [
                 (v, m) for v in COMPARE_VARIANTS for m in SHIPPED]:
             a, b = groups.get((v, s, m)), groups.get((v, s, m + ", rotated"))
             if a and b:

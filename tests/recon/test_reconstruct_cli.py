@@ -48,6 +48,12 @@ def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
          "--precision"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "f.ply"), "--min-piece-fraction", "1.5"],
          "--min-piece-fraction"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "g.ply"), "--plane-filter", "-1"],
+         "--plane-filter"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "h.ply"), "--plane-filter", "nan"],
+         "--plane-filter"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "i.ply"), "--plane-filter-neighbours", "0"],
+         "--plane-filter-neighbours"),
     ]
     if not torch.cuda.is_available():
         cases.append(

@@ -39,6 +39,14 @@ def reconstruct(
         None, "--min-piece-fraction",
         help="Drop mesh pieces with fewer than this fraction of the faces (0: keep all); default "
         "0.001 for peif, 0 for vn_global."),
+    plane_filter: float | None = typer.Option(
+        None, "--plane-filter",
+        help="Drop faces with a vertex more than this many voxels off the tangent planes of the "
+        "input points nearest to it (the sheets a field leaves inside thin plates; 0: off); "
+        "default 0.5 for peif, 0 for vn_global (see docs/metrics.md)."),
+    plane_filter_neighbours: int = typer.Option(
+        3, "--plane-filter-neighbours",
+        help="How many nearest input points' planes a vertex may be near (more forgives sharp edges)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Reconstruct a surface with a pose-equivariant displacement field (no normals needed)."""
@@ -69,6 +77,10 @@ def reconstruct(
         fail(f"--precision must be {', '.join(dtypes)}, got {precision!r}")
     if min_piece_fraction is not None and not 0.0 <= min_piece_fraction < 1.0:
         fail(f"--min-piece-fraction must be in [0, 1), got {min_piece_fraction}")
+    if plane_filter is not None and not (plane_filter >= 0 and plane_filter < float("inf")):
+        fail(f"--plane-filter must be a finite number of voxels >= 0, got {plane_filter}")
+    if plane_filter_neighbours < 1:
+        fail(f"--plane-filter-neighbours must be at least 1, got {plane_filter_neighbours}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     from equivision.pipelines.reconstruct import check_field_model
 
@@ -96,7 +108,8 @@ def reconstruct(
             bar.update(task, completed=done, total=total)
 
         result = run(points, net, resolution=resolution, device=device, compute_dtype=compute_dtype,
-                     min_piece_fraction=min_piece_fraction, progress=progress)
+                     min_piece_fraction=min_piece_fraction, plane_filter=plane_filter,
+                     plane_filter_neighbours=plane_filter_neighbours, progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.") + why

@@ -1,0 +1,109 @@
+"""Choosing the tangent-plane filter's limit and neighbours on shapes the reconstruction
+benchmark does not score: 2 ABC training parts, 2 scans (lion, elephant) and 3 ShapeNet
+objects (chair, vase, bench, the sixth of each class; the benchmark takes the fourth).
+
+``OMP_NUM_THREADS=1 python benchmarks/recon_plane_filter.py [--results runs/bench-recon/plane_sweep.jsonl]``
+
+Each shape: a 10k-point cloud (seed 50 + index), one PEIF reconstruction at resolution 128
+with neither the filter nor the small-pieces drop, then every ``τ`` (voxels) × ``neighbours``
+setting of :func:`equivision.recon.tangent_planes.drop_faces_off_tangent_planes` on that mesh,
+each followed by the pipeline's small-pieces drop; the anchor (τ = 0) is the same mesh with the
+small-pieces drop only, so the columns are the filter's own effect. Prints the change of
+NC, CD-L1 ×100, F@1 % and boundary edges against the anchor (mean and worst over the shapes).
+Rows go to ``--results`` (JSON lines; a re-run prints them without recomputing, ``--fresh``
+starts over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from equivision.data import find_data_root, mesh_files
+from equivision.geometry import normalize_mesh, sample_surface_uniform
+from equivision.io import load_mesh
+from equivision.models import load
+from equivision.pipelines.reconstruct import PEIF_MIN_PIECE_FRACTION, reconstruct
+from equivision.recon.extract import drop_small_pieces
+from equivision.recon.frames import cloud_frame
+from equivision.recon.tangent_planes import drop_faces_off_tangent_planes, point_normals
+from reconstruction import _scores
+
+TAUS = (0.25, 0.35, 0.5, 0.75)
+NEIGHBOURS = (1, 2, 3, 5)
+
+
+def validation_shapes() -> list[tuple[str, Path]]:
+    classic = {p.stem: p for p in mesh_files("classic")}
+    return ([("abc", f) for f in mesh_files("abc")[:2]]
+            + [("classic", classic[s]) for s in ("lion", "elephant")]
+            + [("shapenet", mesh_files("shapenet10", c)[5]) for c in ("chair", "vase", "bench")])
+
+
+def measure(path: Path) -> None:
+    torch.set_num_threads(1)
+    net = load("peif_default", model="peif")
+    with path.open("a") as out:
+        for i, (set_name, f) in enumerate(validation_shapes()):
+            ref, _, _ = normalize_mesh(load_mesh(f))
+            pts, _ = sample_surface_uniform(ref, 10_000, seed=50 + i)
+            rec = reconstruct(pts, net, resolution=128, plane_filter=0.0, min_piece_fraction=0.0)
+            frame = cloud_frame(pts.double())
+            canon = (pts.double() - frame.centroids) @ frame.rotations
+            voxel = rec.stats.voxel * float((canon.max(0).values - canon.min(0).values).max())
+            normals = point_normals(pts)
+            for tau, nn in [(0.0, 1)] + [(t, n) for n in NEIGHBOURS for t in TAUS]:
+                mesh = rec.mesh if tau == 0 else drop_faces_off_tangent_planes(
+                    rec.mesh, pts, tau * voxel, neighbours=nn, normals=normals)
+                s = _scores(drop_small_pieces(mesh, PEIF_MIN_PIECE_FRACTION), ref, i)
+                out.write(json.dumps({"set": set_name, "shape": f.stem, "tau": tau, "nn": nn, **s}) + "\n")
+                out.flush()
+                print(f"{f.stem[:10]} τ {tau:.2f} nn{nn}: NC {s['nc']:.4f} CD {s['cd_l1']:.4f} "
+                      f"F {s['f1']:.4f} pieces {s['pieces']} boundary edges {s['boundary_edges']}",
+                      flush=True)
+
+
+def report(rows: list[dict]) -> None:
+    base = {r["shape"]: r for r in rows if r["tau"] == 0}
+    groups: dict[tuple[int, float], list[dict]] = {}
+    for r in rows:
+        if r["tau"] > 0 and r["shape"] in base:
+            groups.setdefault((r["nn"], r["tau"]), []).append(r)
+    print(f"\n{len(base)} shapes; change against the same mesh without the filter (anchor):\n")
+    print("| neighbours | τ (voxels) | NC mean | NC worst | CD-L1 ×100 mean | CD worst | F@1% mean "
+          "| F worst | boundary edges mean | n |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (nn, tau), rs in sorted(groups.items()):
+        d = {k: [r[k] - base[r["shape"]][k] for r in rs] for k in ("nc", "cd_l1", "f1", "boundary_edges")}
+        print(f"| {nn} | {tau} | {statistics.mean(d['nc']):+.4f} | {min(d['nc']):+.4f} | "
+              f"{statistics.mean(d['cd_l1']):+.4f} | {max(d['cd_l1']):+.4f} | "
+              f"{statistics.mean(d['f1']):+.4f} | {min(d['f1']):+.4f} | "
+              f"{statistics.mean(d['boundary_edges']):+.0f} | {len(rs)} |")
+    print("\nanchor per shape (NC / CD / F):",
+          ", ".join(f"{s[:8]} {r['nc']:.3f}/{r['cd_l1']:.3f}/{r['f1']:.3f}" for s, r in base.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=Path("runs/bench-recon/plane_sweep.jsonl"))
+    ap.add_argument("--fresh", action="store_true")
+    args = ap.parse_args()
+    if args.fresh and args.results.exists():
+        args.results.unlink()
+    if not args.results.exists():
+        if find_data_root() is None:
+            print("no shared data found: nothing to measure (set $EQUIVISION_DATA)")
+            return
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        measure(args.results)
+    report([json.loads(line) for line in args.results.read_text().splitlines()])
+
+
+if __name__ == "__main__":
+    main()
