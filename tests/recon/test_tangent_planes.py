@@ -128,6 +128,7 @@ def test_the_pipeline_option_keeps_an_exact_surface_whole() -> None:
     kept = reconstruct_with_field(pts, sphere_field, resolution=32, plane_filter=0.5)
     assert torch.equal(plain.mesh.faces, kept.mesh.faces)
     assert torch.equal(plain.mesh.vertices, kept.mesh.vertices)
+    assert kept.faces_off_planes == 0 and plain.faces_off_planes == 0
     assert kept.mesh.to_trimesh().is_watertight
 
 
@@ -149,7 +150,7 @@ def test_bad_input_is_refused() -> None:
     for v in (0.0, -1.0, math.nan):
         with pytest.raises(InvalidInputError, match="max_offset"):
             drop_faces_off_tangent_planes(mesh, p, v)
-    for v in (-0.5, math.inf, math.nan):
+    for v in (-0.5, math.inf, math.nan, "0.5", True):
         with pytest.raises(InvalidInputError, match="plane_filter"):
             reconstruct_with_field(p, sphere_field, resolution=8, plane_filter=v)
     for n in (0, True, 1.5):
@@ -175,6 +176,11 @@ def test_reconstruct_filters_peif_by_default_and_not_the_global_field(monkeypatc
     peif = PEIFNet(PEIFConfig(k=8, feature_dim=8, top_k=2, memory_heads=1, memory_items=4,
                               mlp_a=[16], mlp_d=[16]))
     pts = _bumpy_cloud(400).float()
+    # the count it reports: extracted faces less those left when no small piece is dropped
+    rec = pipeline.reconstruct(pts, peif, resolution=16, min_piece_fraction=0.0)
+    assert rec.faces_off_planes > 0
+    assert len(rec.mesh.faces) == rec.stats.faces - rec.faces_off_planes
+    calls.clear()
     rec = pipeline.reconstruct(pts, peif, resolution=16)
     assert calls == [(pytest.approx(pipeline.PEIF_PLANE_FILTER * rec.stats.voxel), 3)]
     assert pipeline.PEIF_PLANE_FILTER == 0.5

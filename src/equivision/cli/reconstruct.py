@@ -121,7 +121,8 @@ def reconstruct(
     console.print(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "
-        f"{result.stats.projected_by_field} vertices projected by the field; network in "
+        f"{result.stats.projected_by_field} vertices projected by the field, "
+        f"{result.faces_off_planes} faces off the points' tangent planes dropped; network in "
         f"{arithmetic}); wrote {out}",
         soft_wrap=True,  # one line, also when piped
     )

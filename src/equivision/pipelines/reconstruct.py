@@ -60,6 +60,8 @@ class Reconstruction:
     grid_frame: LocalFrames | None = None
     """The cloud's canonical frame the grid was aligned with (``status`` flags degenerate
     cases); ``None`` with ``align_grid=False``."""
+    faces_off_planes: int = 0
+    """Faces the tangent-plane filter dropped (``plane_filter``), before the small pieces."""
 
 
 #: Grid nodes per axis accepted by :func:`reconstruct`: the extraction marks candidate nodes on
@@ -142,7 +144,8 @@ def reconstruct_with_field(
     check_resolution(resolution)
     if not 0.0 <= min_piece_fraction < 1.0:
         raise InvalidInputError(f"min_piece_fraction must be in [0, 1), got {min_piece_fraction}")
-    if not (math.isfinite(plane_filter) and plane_filter >= 0):
+    if isinstance(plane_filter, bool) or not isinstance(plane_filter, (int, float)) \
+            or not (math.isfinite(plane_filter) and plane_filter >= 0):
         raise InvalidInputError(f"plane_filter must be a finite number of voxels >= 0, got {plane_filter}")
     if isinstance(plane_filter_neighbours, bool) or not isinstance(plane_filter_neighbours, int) \
             or plane_filter_neighbours < 1:
@@ -167,9 +170,11 @@ def reconstruct_with_field(
                                        band_points=torch.cat([unit_p, surf]), progress=progress)
     else:
         mesh, stats = extract_mesh_udf(fld, unit_p, resolution=resolution, progress=progress)
+    n_extracted = len(mesh.faces)
     if plane_filter > 0:
         mesh = drop_faces_off_tangent_planes(mesh, unit_p, plane_filter * stats.voxel,
                                              neighbours=plane_filter_neighbours)
+    faces_off_planes = n_extracted - len(mesh.faces)
     mesh = drop_small_pieces(mesh, min_piece_fraction)
     t2 = time.perf_counter()
     verts = denormalize_points(mesh.vertices.double(), center, scale)
@@ -182,6 +187,7 @@ def reconstruct_with_field(
         int(cloud.shape[0]),
         {"prepare": t1 - t0, "field_and_extraction": t2 - t1},
         frame,
+        faces_off_planes,
     )
 
 
