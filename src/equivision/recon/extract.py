@@ -187,8 +187,13 @@ def drop_small_pieces(mesh: Mesh, min_fraction: float) -> Mesh:
         return mesh
     comp, _ = _face_components(mesh)
     sizes = np.bincount(comp)
-    keep_f = torch.from_numpy(sizes[comp] >= min_fraction * len(comp))
-    faces = mesh.faces[keep_f.to(mesh.faces.device)]
+    return keep_faces(mesh, torch.from_numpy(sizes[comp] >= min_fraction * len(comp)))
+
+
+def keep_faces(mesh: Mesh, keep: Tensor) -> Mesh:
+    """``mesh`` with only the faces where ``keep (F,)`` (bool) is true; vertices no kept face
+    uses are dropped, the others keep their order and place."""
+    faces = mesh.faces[keep.to(mesh.faces.device)]
     used = torch.zeros(len(mesh.vertices), dtype=torch.bool, device=faces.device)
     used[faces.reshape(-1)] = True
     new_id = torch.cumsum(used.long(), 0) - 1

@@ -25,6 +25,7 @@ from torch import Tensor
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeError
 from equivision.io.meshes import Mesh
+from equivision.recon.extract import keep_faces
 from equivision.recon.patches import knn_indices
 
 #: Points per PCA normal (the prototype's choice; 10 is also pymeshlab's default).
@@ -84,8 +85,4 @@ def drop_faces_off_tangent_planes(
         normals = point_normals(points, k)
     off = tangent_plane_offsets(mesh.vertices, points, normals, neighbours)
     bad = (off > max_offset).to(mesh.faces.device)
-    faces = mesh.faces[~bad[mesh.faces].any(1)]
-    used = torch.zeros(len(mesh.vertices), dtype=torch.bool, device=faces.device)
-    used[faces.reshape(-1)] = True
-    new_id = torch.cumsum(used.long(), 0) - 1
-    return Mesh(mesh.vertices[used], new_id[faces])
+    return keep_faces(mesh, ~bad[mesh.faces].any(1))
