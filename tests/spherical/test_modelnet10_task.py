@@ -209,3 +209,122 @@ def test_label_smoothing_smooths_the_training_loss_only():
     loss, _ = task.loss(net, (torch.zeros(2, 1), y))
     assert loss.item() == pytest.approx(plain, rel=1e-6)
     assert smoothed != pytest.approx(plain, rel=1e-3)
+
+
+def test_distillation_loss_and_targets_match_a_numpy_reference():
+    import numpy as np
+
+    from equivision.tasks.shapes_sphere import distillation_loss, distillation_targets
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    teacher_logits = [torch.randn(5, 4, generator=g, dtype=torch.float64) for _ in range(2)]
+    t = 3.0
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    target = sum(softmax(z.numpy() / t) for z in teacher_logits) / 2
+    student = softmax(logits.numpy() / t)
+    kl = float((target * (np.log(target) - np.log(student))).sum(1).mean()) * t * t
+    assert distillation_loss(logits, torch.as_tensor(target), t).item() == pytest.approx(kl, rel=1e-6)
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, z):
+            super().__init__()
+            self.z = z
+            self.w = torch.nn.Parameter(torch.zeros(1))  # a device to read
+
+        def forward(self, x):
+            return self.z[x[:, 0].long()]
+
+    x = torch.arange(5, dtype=torch.float32)[:, None]
+    soft = distillation_targets([Fixed(z.float()) for z in teacher_logits], x, t, batch_size=2)
+    assert soft.shape == (5, 4) and torch.allclose(soft.sum(1), torch.ones(5))
+    assert np.allclose(soft.numpy(), target, atol=1e-6)
+    # float64 gradient of the loss against finite differences
+    assert torch.autograd.gradcheck(
+        lambda z: distillation_loss(z, torch.as_tensor(target), t), (logits.clone().requires_grad_(),))
+
+
+def test_distillation_settings_are_checked():
+    for kw in ({"distill_weight": 0.5}, {"distill_from": ["runs/x"]},
+               {"distill_from": ["runs/x"], "distill_weight": 1.5},
+               {"distill_from": ["runs/x"], "distill_weight": -0.1},
+               {"distill_from": ["runs/x"], "distill_weight": 0.5, "distill_temperature": 0.0},
+               {"distill_from": [""], "distill_weight": 0.5}):
+        with pytest.raises(ConfigError, match="distill"):
+            ShapesSphereConfig(collection="modelnet10", **kw)
+    ShapesSphereConfig(collection="modelnet10", distill_from=["runs/x"], distill_weight=0.9)
+
+
+def test_a_teacher_of_other_classes_or_channels_cannot_teach(tmp_path):
+    from equivision.tasks.shapes_sphere import load_distillation_teachers
+
+    six = ["distance", "cosine", "sine", "hull_distance", "hull_cosine", "hull_sine"]
+    cfg = ShapesSphereConfig(collection="modelnet10", distill_from=["shapes_sphere_shapenet10"],
+                             distill_weight=0.5)  # ten classes too, but ShapeNet's
+    with pytest.raises(CheckpointError, match="other classes"):
+        load_distillation_teachers(cfg, 10)
+    cfg = ShapesSphereConfig(collection="modelnet10", distill_from=["shapes_sphere_modelnet10"],
+                             distill_weight=0.5, channels=six, model={"in_channels": 6})
+    with pytest.raises(CheckpointError, match="input channels"):
+        load_distillation_teachers(cfg, 10)
+    cfg = ShapesSphereConfig(collection="modelnet10", distill_from=["shapes_sphere_modelnet10_hull6"],
+                             distill_weight=0.5, channels=six[::-1], model={"in_channels": 6})
+    with pytest.raises(CheckpointError, match="channels"):
+        load_distillation_teachers(cfg, 10)
+    cfg = ShapesSphereConfig(collection="modelnet10", distill_from=["shapes_sphere_modelnet10_hull6"],
+                             distill_weight=0.5, channels=six, model={"in_channels": 6})
+    (net,) = load_distillation_teachers(cfg, 10)
+    assert not net.training
+
+
+def test_distilled_training_mixes_the_two_losses(fake_root, tmp_path):
+    import numpy as np
+
+    from equivision.tasks.shapes_sphere import ShapesSphereTask, distillation_targets
+    from equivision.training import get_task, train
+
+    tiny = {"steps": 2, "batch_size": 4, "warmup_steps": 0, "eval_every": 2, "checkpoint_every": 2,
+            "log_every": 1}
+    data = {"collection": "modelnet10", "bandwidth": B, "train_rotations": 1, "test_rotations": 1,
+            "cache_dir": str(tmp_path / "cache"),
+            "model": {"num_classes": 10, "stem_channels": 4, "channels": [4], "bandwidths": [B, 2]}}
+    task = get_task("shapes-sphere")
+    train(task, {"train": tiny, "task": data}, tmp_path / "teacher", progress=False)
+    student_cfg = {**data, "distill_from": [str(tmp_path / "teacher")], "distill_weight": 0.75,
+                   "distill_temperature": 2.0}
+    student = ShapesSphereTask()
+    train_set, test_set = student.datasets(ShapesSphereConfig(**student_cfg))
+    x, y, soft = train_set.tensors
+    assert len(test_set.tensors) == 2 and torch.allclose(soft.sum(1), torch.ones(len(y)))
+    from equivision.tasks.shapes_sphere import load_teacher
+
+    teacher = load_teacher(str(tmp_path / "teacher"), ShapesSphereConfig(**data).data_config(),
+                           checkpoint="latest")
+    assert torch.allclose(soft, distillation_targets([teacher], x, 2.0), atol=1e-6)
+
+    logits = torch.tensor([[2.0, -1.0] + [0.0] * 8, [0.1, 0.2, 3.0] + [0.0] * 7])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return logits
+
+    net, yb, sb = Fixed(), y[:2], soft[:2]
+    z = logits.numpy().astype(np.float64)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    ce = float(-logp[np.arange(2), yb.numpy()].mean())
+    logq = z / 2 - np.log(np.exp(z / 2).sum(1, keepdims=True))
+    s = sb.numpy().astype(np.float64)
+    kd = float((s * (np.log(s) - logq)).sum(1).mean()) * 4
+    net.train()
+    loss, _ = student.loss(net, (x[:2], yb, sb))
+    assert loss.item() == pytest.approx(0.25 * ce + 0.75 * kd, rel=1e-5)
+    net.eval()  # evaluation: plain cross-entropy
+    loss, _ = student.loss(net, (x[:2], yb))
+    assert loss.item() == pytest.approx(ce, rel=1e-6)
+    # and the trainer runs it end to end
+    res = train(task, {"train": tiny, "task": student_cfg}, tmp_path / "student", progress=False)
+    assert 0 <= res.eval_metrics["accuracy"] <= 100

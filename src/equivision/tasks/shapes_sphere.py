@@ -52,6 +52,9 @@ _DataFieldsBase = make_dataclass("_DataFieldsBase", [
     ("classes", list[str], field(default_factory=list)),
     ("augment_azimuth", bool, field(default=False)),
     ("label_smoothing", float, field(default=0.0)),
+    ("distill_from", list[str], field(default_factory=list)),
+    ("distill_weight", float, field(default=0.0)),
+    ("distill_temperature", float, field(default=4.0)),
 ])
 _DataFieldsBase.__module__ = __name__
 
@@ -68,12 +71,30 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
     channels (:data:`~equivision.render.sphere.CHANNELS`), one per input channel of the model
     (``task.model.in_channels``). ``label_smoothing`` in [0, 1): the training loss's
     cross-entropy target puts that much mass uniformly over the classes (evaluation losses
-    stay plain cross-entropy, so they compare across runs)."""
+    stay plain cross-entropy, so they compare across runs).
+
+    ``distill_from``: trained spherical CNNs (packaged names or run folders, whose *final*
+    checkpoint is read) whose averaged class probabilities at ``distill_temperature`` the
+    training loss also matches (knowledge distillation, Hinton et al. 2015): the loss is
+    ``(1 − w)·CE + w·T²·KL(teachers ‖ student)`` with ``w = distill_weight`` in (0, 1]. The
+    teachers' probabilities are computed once per cached training signal, before any azimuth
+    roll (the teachers are rotation-invariant up to their measured error); evaluation losses
+    stay plain cross-entropy."""
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"task.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"task.distill_weight must be in [0, 1], got {self.distill_weight}")
+        if not self.distill_temperature > 0:
+            raise ConfigError(f"task.distill_temperature must be > 0, got {self.distill_temperature}")
+        if (self.distill_weight > 0) != bool(self.distill_from):
+            raise ConfigError("task.distill_from and task.distill_weight go together: list the teachers "
+                              "and give a weight in (0, 1], or neither")
+        if not all(isinstance(t, str) and t for t in self.distill_from):
+            raise ConfigError(f"task.distill_from must list packaged names or run folders, got "
+                              f"{self.distill_from!r}")
         if self.collection not in COLLECTIONS or self.protocol not in PROTOCOLS:
             raise ConfigError(
                 f"task.collection must be one of {COLLECTIONS} and task.protocol one of {PROTOCOLS}"
@@ -129,27 +150,80 @@ def roll_azimuth(x: torch.Tensor, generator: torch.Generator | None = None) -> t
     return x.gather(-1, idx[:, None, None, :].expand_as(x))
 
 
+def distillation_targets(teachers: list[torch.nn.Module], x: torch.Tensor, temperature: float,
+                         batch_size: int = 64) -> torch.Tensor:
+    """The teachers' class probabilities at ``temperature``, averaged: ``(N, K)`` for signals
+    ``x`` ``(N, C, 2B, 2B)`` (float32, no gradient)."""
+    out = torch.zeros(x.shape[0], 0)
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            p = sum(t(xb.to(next(t.parameters()).device)).float().cpu().div(temperature).softmax(-1)
+                    for t in teachers) / len(teachers)
+            out = p if i == 0 else torch.cat([out, p])
+    return out
+
+
+def distillation_loss(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T² · KL(targets ‖ softmax(logits / T))``, batch mean: logits ``(B, K)``, targets
+    ``(B, K)`` probabilities. The ``T²`` keeps its gradient's scale independent of ``T``."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 autocast: in float32
+    logp = F.log_softmax(logits / temperature, dim=-1)
+    return F.kl_div(logp, targets.to(logp.dtype), reduction="batchmean") * temperature ** 2
+
+
+def load_distillation_teachers(cfg: _DataFields, n_classes: int) -> list[torch.nn.Module]:
+    """The networks of ``cfg.distill_from`` (final checkpoints), each checked to read this
+    data (bandwidth, channels) and to predict its classes in its label order."""
+    teachers = []
+    for name in cfg.distill_from:
+        net = load_teacher(name, cfg.data_config(), checkpoint="latest")
+        if tuple(net.input_channels) != tuple(cfg.channels):
+            raise CheckpointError(f"{name} reads the channels {', '.join(net.input_channels)}, not this "
+                                  f"task's {', '.join(cfg.channels)}: it cannot teach on these signals")
+        task = stored_task_config(name)
+        collection = task.get("collection")
+        recorded = task.get("classes") or (list(class_names(collection)) if collection in COLLECTIONS else [])
+        if net.cfg.num_classes != n_classes or list(recorded) != list(cfg.classes):
+            raise CheckpointError(f"{name} predicts other classes than {cfg.collection}'s "
+                                  f"({', '.join(cfg.classes)}): it cannot teach this task")
+        teachers.append(net)
+    return teachers
+
+
 class _ShapesSphereTask(Task):
     best_metric, best_mode = "accuracy", "max"
     augment_azimuth = False
     label_smoothing = 0.0
+    distill_weight = 0.0
+    distill_temperature = 1.0
 
     def datasets(self, cfg: _DataFields) -> tuple[Dataset, Dataset]:
         self.augment_azimuth = bool(cfg.augment_azimuth)
         self.label_smoothing = float(cfg.label_smoothing)
+        self.distill_weight = float(cfg.distill_weight)
+        self.distill_temperature = float(cfg.distill_temperature)
         split = cached_split(cfg.data_config(), cfg.cache_dir)
         n_classes = len(split.classes)
         if cfg.model.num_classes != n_classes:  # type: ignore[attr-defined]
             raise ConfigError(f"task.model.num_classes must be {n_classes} for {cfg.collection}")
-        return TensorDataset(split.train_x, split.train_y), TensorDataset(split.test_x, split.test_y)
+        test = TensorDataset(split.test_x, split.test_y)
+        if not cfg.distill_from:
+            return TensorDataset(split.train_x, split.train_y), test
+        teachers = load_distillation_teachers(cfg, n_classes)
+        soft = distillation_targets(teachers, split.train_x, self.distill_temperature)
+        return TensorDataset(split.train_x, split.train_y, soft), test
 
     def loss(self, model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x, y = batch
+        x, y, *soft = batch  # soft: the teachers' probabilities, on distilled training batches
         if self.augment_azimuth and model.training:
             # Draws from the global generator, which checkpoints save and --resume restores.
             x = roll_azimuth(x)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if model.training else 0.0)
+        if soft and model.training and self.distill_weight > 0:
+            kd = distillation_loss(logits, soft[0], self.distill_temperature)
+            loss = (1.0 - self.distill_weight) * loss + self.distill_weight * kd
         acc = (logits.argmax(-1) == y).float().mean() * 100
         return loss, {"accuracy": acc.detach()}
 
@@ -218,25 +292,27 @@ def teacher_channels(net: torch.nn.Module) -> tuple[str, ...]:
     return channels
 
 
-def load_spherical_cnn(name_or_run: str | os.PathLike[str], device: str = "cpu") -> torch.nn.Module:
+def load_spherical_cnn(name_or_run: str | os.PathLike[str], device: str = "cpu",
+                       checkpoint: str | int = "best") -> torch.nn.Module:
     """A trained spherical CNN (packaged name or run folder) in eval mode, with the ray-cast
     channels it was trained on recorded as ``input_channels`` (:func:`recorded_channels`),
     which :func:`teacher_channels` reads wherever it is cast for."""
     from equivision.models import load
 
-    net = load(name_or_run, model="spherical_cnn", device=device)
+    net = load(name_or_run, model="spherical_cnn", device=device, checkpoint=checkpoint)
     net.input_channels = recorded_channels(name_or_run, net.cfg.in_channels)  # type: ignore[union-attr]
     return net.eval()
 
 
-def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu") -> torch.nn.Module:
+def load_teacher(name_or_run: str, data: SphereDataConfig, device: str = "cpu",
+                 checkpoint: str | int = "best") -> torch.nn.Module:
     """A trained spherical CNN (packaged name, e.g. ``shapes_sphere_modelnet10``, or run folder)
     whose feature maps are to be read on the signals of ``data`` (``features(x, layer)``), in
     eval mode. A network that reads another grid (its input bandwidth is not
     ``data.bandwidth``) or another number of channels than ``data.channels`` is a
     :class:`~equivision.errors.CheckpointError`: its layers would refuse, or worse misread,
     those signals."""
-    net = load_spherical_cnn(name_or_run, device=device)
+    net = load_spherical_cnn(name_or_run, device=device, checkpoint=checkpoint)
     cfg = net.cfg  # type: ignore[union-attr]
     if cfg.bandwidths[0] != data.bandwidth:
         raise CheckpointError(f"{name_or_run} reads bandwidth {cfg.bandwidths[0]} signals, but the "
