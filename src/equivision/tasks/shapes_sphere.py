@@ -154,14 +154,13 @@ def distillation_targets(teachers: list[torch.nn.Module], x: torch.Tensor, tempe
                          batch_size: int = 64) -> torch.Tensor:
     """The teachers' class probabilities at ``temperature``, averaged: ``(N, K)`` for signals
     ``x`` ``(N, C, 2B, 2B)`` (float32, no gradient)."""
-    out = torch.zeros(x.shape[0], 0)
+    parts = []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size]
-            p = sum(t(xb.to(next(t.parameters()).device)).float().cpu().div(temperature).softmax(-1)
-                    for t in teachers) / len(teachers)
-            out = p if i == 0 else torch.cat([out, p])
-    return out
+            parts.append(sum(t(xb.to(next(t.parameters()).device)).float().cpu().div(temperature).softmax(-1)
+                             for t in teachers) / len(teachers))
+    return torch.cat(parts)
 
 
 def distillation_loss(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
