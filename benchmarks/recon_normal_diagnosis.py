@@ -8,10 +8,10 @@ ABC training part and a ShapeNet chair; indices into ``recon_plane_filter.valida
 Per shape: a 10k-point cloud (seed 50 + index), 100k samples on the reference and on each mesh.
 Prints NC in both directions; the reference→prediction NC of reference samples binned by
 their distance to the reference's creases (edges whose faces meet at more than 30°), in voxels
-of the resolution-128 grid; the angle error on flat parts (4+ voxels from a crease); and the
-prediction's samples binned by their distance to the reference, with their share and NC. A
-low-NC share far from the reference means misplaced surface; a high angle error on flat parts
-means a rough field. Needs open3d (the ``bench`` extra).
+of the resolution-128 grid (in the cloud's units); the angle error on flat parts (4+ voxels
+from a crease); and the prediction's samples binned by their distance to the reference, with
+their share and NC. A low-NC share far from the reference means misplaced surface; a high
+angle error on flat parts means a rough field. Needs open3d (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from equivision.geometry import normalize_mesh, sample_surface_uniform
 from equivision.io import Mesh, load_mesh
 from equivision.models import load
 from equivision.pipelines.reconstruct import reconstruct
-from recon_plane_filter import validation_shapes
+from recon_plane_filter import validation_shapes, voxel_in_cloud_units
 from reconstruction import o3d_ball_pivoting
 
 CREASE_DEGREES = 30.0
@@ -76,8 +76,9 @@ def diagnose(index: int, net: torch.nn.Module) -> None:
     set_name, f = validation_shapes()[index]
     ref, _, _ = normalize_mesh(load_mesh(f))
     pts, _ = sample_surface_uniform(ref, 10_000, seed=50 + index)
-    # the grid's voxel, up to the canonical frame's box (within a few % of it)
-    voxel = 1.1 / 127 * float((pts.max(0).values - pts.min(0).values).max())
+    rec = reconstruct(pts, net, resolution=128)
+    voxel = voxel_in_cloud_units(pts, rec.stats.voxel)
+    meshes = {"PEIF (default)": rec.mesh, "ball pivoting": o3d_ball_pivoting(pts.numpy())}
     rp, rn = (t.double().numpy() for t in sample_surface_uniform(ref, 100_000,
                                                                   generator=torch.Generator().manual_seed(0)))
     cp = crease_points(ref)
@@ -85,8 +86,6 @@ def diagnose(index: int, net: torch.nn.Module) -> None:
     shares = _binned(np.zeros(len(rp)), to_crease, CREASE_BINS)
     print(f"\n{set_name} {f.stem}: voxel {voxel:.5f}; reference samples by distance to a crease: "
           + _row(CREASE_BINS, [f"{s:.3f}" for s, _ in shares]))
-    meshes = {"PEIF (default)": reconstruct(pts, net, resolution=128).mesh,
-              "ball pivoting": o3d_ball_pivoting(pts.numpy())}
     for name, mesh in meshes.items():
         pp, pn = (t.double().numpy() for t in sample_surface_uniform(mesh, 100_000,
                                                                       generator=torch.Generator().manual_seed(1)))

@@ -51,6 +51,14 @@ def validation_shapes() -> list[tuple[str, Path]]:
             + [("shapenet", mesh_files("shapenet10", c)[5]) for c in ("chair", "vase", "bench")])
 
 
+def voxel_in_cloud_units(points: torch.Tensor, unit_voxel: float) -> float:
+    """The grid step of :func:`reconstruct` (``ExtractionStats.voxel``, in its unit box) in the
+    units of ``points``: the unit box is the cloud's canonical-frame box scaled to side 1."""
+    frame = cloud_frame(points.double())
+    canon = (points.double() - frame.centroids) @ frame.rotations
+    return unit_voxel * float((canon.max(0).values - canon.min(0).values).max())
+
+
 def measure(path: Path) -> None:
     torch.set_num_threads(1)
     net = load("peif_default", model="peif")
@@ -59,9 +67,7 @@ def measure(path: Path) -> None:
             ref, _, _ = normalize_mesh(load_mesh(f))
             pts, _ = sample_surface_uniform(ref, 10_000, seed=50 + i)
             rec = reconstruct(pts, net, resolution=128, plane_filter=0.0, min_piece_fraction=0.0)
-            frame = cloud_frame(pts.double())
-            canon = (pts.double() - frame.centroids) @ frame.rotations
-            voxel = rec.stats.voxel * float((canon.max(0).values - canon.min(0).values).max())
+            voxel = voxel_in_cloud_units(pts, rec.stats.voxel)
             normals = point_normals(pts)
             for tau, nn in [(0.0, 1)] + [(t, n) for n in NEIGHBOURS for t in TAUS]:
                 mesh = rec.mesh if tau == 0 else drop_faces_off_tangent_planes(
