@@ -34,6 +34,11 @@ def test_reconstructs_with_the_packaged_default(cloud_file, tmp_path, capsys):
     code = main(["reconstruct", str(cloud_file), "-o", str(out32), "-r", "32", "--precision", "float32"])
     assert code == 0, capsys.readouterr().err
     assert "network in float32" in capsys.readouterr().out.replace("\n", " ")
+    # --fill-holes reports what it closed
+    outf = tmp_path / "torus_fill.ply"
+    code = main(["reconstruct", str(cloud_file), "-o", str(outf), "-r", "32", "--fill-holes", "16"])
+    assert code == 0, capsys.readouterr().err
+    assert "holes closed" in capsys.readouterr().out.replace("\n", " ")
 
 
 def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
@@ -54,6 +59,10 @@ def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
          "--plane-filter"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "i.ply"), "--plane-filter-neighbours", "0"],
          "--plane-filter-neighbours"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "j.ply"), "--fill-holes", "2"],
+         "--fill-holes"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "k.ply"), "--fill-holes", "-3"],
+         "--fill-holes"),
     ]
     if not torch.cuda.is_available():
         cases.append(

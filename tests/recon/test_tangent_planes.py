@@ -177,7 +177,7 @@ def test_reconstruct_filters_peif_by_default_and_not_the_global_field(monkeypatc
                               mlp_a=[16], mlp_d=[16]))
     pts = _bumpy_cloud(400).float()
     # the count it reports: extracted faces less those left when no small piece is dropped
-    rec = pipeline.reconstruct(pts, peif, resolution=16, min_piece_fraction=0.0)
+    rec = pipeline.reconstruct(pts, peif, resolution=16, min_piece_fraction=0.0, fill_holes=0)
     assert rec.faces_off_planes > 0
     assert len(rec.mesh.faces) == rec.stats.faces - rec.faces_off_planes
     calls.clear()

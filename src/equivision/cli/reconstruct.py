@@ -47,6 +47,10 @@ def reconstruct(
     plane_filter_neighbours: int = typer.Option(
         3, "--plane-filter-neighbours",
         help="How many nearest input points' planes a vertex may be near (more forgives sharp edges)."),
+    fill_holes: int | None = typer.Option(
+        None, "--fill-holes",
+        help="Close holes bounded by at most this many edges where the input points cover them "
+        "(0: off); default: the pipeline's for the model (see docs/metrics.md)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Reconstruct a surface with a pose-equivariant displacement field (no normals needed)."""
@@ -81,6 +85,8 @@ def reconstruct(
         fail(f"--plane-filter must be a finite number of voxels >= 0, got {plane_filter}")
     if plane_filter_neighbours < 1:
         fail(f"--plane-filter-neighbours must be at least 1, got {plane_filter_neighbours}")
+    if fill_holes is not None and not (fill_holes == 0 or fill_holes >= 3):
+        fail(f"--fill-holes must be 0 (off) or a loop length of at least 3 edges, got {fill_holes}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     from equivision.pipelines.reconstruct import check_field_model
 
@@ -109,7 +115,8 @@ def reconstruct(
 
         result = run(points, net, resolution=resolution, device=device, compute_dtype=compute_dtype,
                      min_piece_fraction=min_piece_fraction, plane_filter=plane_filter,
-                     plane_filter_neighbours=plane_filter_neighbours, progress=progress)
+                     plane_filter_neighbours=plane_filter_neighbours, fill_holes=fill_holes,
+                     progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.") + why
@@ -122,7 +129,9 @@ def reconstruct(
         f"{result.n_points_used} points → {len(result.mesh.faces)} faces at resolution {resolution} "
         f"in {seconds:.1f} s ({result.stats.queried_nodes} field queries on the grid, "
         f"{result.stats.projected_by_field} vertices projected by the field, "
-        f"{result.faces_off_planes} faces off the points' tangent planes dropped; network in "
+        f"{result.faces_off_planes} faces off the points' tangent planes dropped"
+        + (f", {result.holes.filled} of {result.holes.loops} holes closed" if result.holes else "")
+        + "; network in "
         f"{arithmetic}); wrote {out}",
         soft_wrap=True,  # one line, also when piped
     )
