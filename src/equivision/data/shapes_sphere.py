@@ -19,7 +19,11 @@ in each class (files sorted by name) every fourth object, starting with the four
 object (at least one per class); ModelNet10's are its ``train`` and ``test`` folders; for
 procedural shapes, training shapes use seeds ``0 … n−1`` and test shapes seeds ``10⁶ + i``.
 Object ``i``'s rotations use :func:`~equivision.data.seeds.stream_seed` ``(rotation_seed, i)``
-(test objects ``500 000 + i``).
+(test objects ``500 000 + i``). With ``train_scale_range`` ``r > 0`` each training mesh is cast
+in ``train_scalings`` anisotropically scaled copies (its x, y, z scaled by factors uniform in
+``[1 − r, 1 + r]``, stream ``1 000 000 + i``; rotation ``j`` casts copy ``j mod train_scalings``):
+augmentation against memorising the training meshes, which rotations alone cannot give a
+network that is already rotation-invariant. Test signals are never scaled.
 Signals are cached under ``cache_dir`` (:mod:`equivision.data.cache`) by a key of the
 configuration (:meth:`SphereDataConfig.key_fields`: the default channels are left out, so
 caches built before channels could be chosen stay valid), :data:`SIGNAL_VERSION` and the
@@ -62,6 +66,8 @@ class SphereDataConfig:
     procedural_test_per_family: int = 4
     rotation_seed: int = 0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    train_scale_range: float = 0.0
+    train_scalings: int = 4
 
     def __post_init__(self) -> None:
         # JSON gives a list; a tuple keeps the config hashable (it keys the in-memory cache)
@@ -77,6 +83,11 @@ class SphereDataConfig:
             raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.bandwidth < 2 or self.train_rotations < 1 or self.test_rotations < 1:
             raise InvalidInputError("bandwidth must be >= 2 and rotation counts >= 1")
+        if not (isinstance(self.train_scale_range, (int, float)) and 0.0 <= self.train_scale_range < 1.0):
+            raise InvalidInputError(f"train_scale_range must be in [0, 1), got {self.train_scale_range!r}")
+        if isinstance(self.train_scalings, bool) or not isinstance(self.train_scalings, int) \
+                or self.train_scalings < 1:
+            raise InvalidInputError(f"train_scalings must be a positive integer, got {self.train_scalings!r}")
 
     def key_fields(self) -> dict:
         """The fields that key the cache: all of them, less ``channels`` when it is the
@@ -84,6 +95,8 @@ class SphereDataConfig:
         d = asdict(self)
         if self.channels == DEFAULT_CHANNELS:
             del d["channels"]
+        if self.train_scale_range == 0.0:  # unscaled: the keys of the caches built before scaling
+            del d["train_scale_range"], d["train_scalings"]
         return d
 
     def digest(self) -> str:
@@ -171,17 +184,48 @@ def _source_fingerprint(cfg: SphereDataConfig) -> list:
     return file_fingerprint([e.path for e in list_entries(cfg.collection)], find_data_root())
 
 
+#: Offset of the training objects' scale-factor streams.
+SCALE_STREAM_OFFSET = 1_000_000
+
+
+def train_scales(cfg: SphereDataConfig, index: int) -> Tensor:
+    """The axis scale factors ``(train_scalings, 3)`` float64 of training object ``index``'s
+    copies (all ones without scaling)."""
+    if cfg.train_scale_range == 0.0:
+        return torch.ones(1, 3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(stream_seed(cfg.rotation_seed, SCALE_STREAM_OFFSET + index))
+    u = torch.rand(cfg.train_scalings, 3, generator=g, dtype=torch.float64)
+    return 1 + cfg.train_scale_range * (2 * u - 1)
+
+
 def _cast(
-    items, kind: str, n_rot: int, cfg: SphereDataConfig, seed_offset: int, progress
+    items, kind: str, n_rot: int, cfg: SphereDataConfig, seed_offset: int, progress,
+    *, scaled: bool = False,
 ) -> tuple[Tensor, Tensor]:
     from equivision.data.registry import up_axis
+    from equivision.io.meshes import Mesh
     from equivision.render.sphere import raycast_sphere
 
     up = up_axis(cfg.collection) or "+z"
     xs, ys = [], []
     for idx, (_name, label, load) in enumerate(items):
         rots = _rotations(kind, n_rot, stream_seed(cfg.rotation_seed, seed_offset + idx), up)
-        xs.append(raycast_sphere(load(), cfg.bandwidth, rotations=rots, channels=cfg.channels))
+        mesh = load()
+        if scaled and cfg.train_scale_range > 0:
+            scales = train_scales(cfg, idx)
+            x = None
+            for c in range(len(scales)):
+                pick = torch.arange(c, n_rot, len(scales))
+                if len(pick) == 0:
+                    continue
+                v = mesh.vertices
+                part = raycast_sphere(Mesh(v * scales[c].to(v.dtype), mesh.faces), cfg.bandwidth,
+                                      rotations=rots[pick], channels=cfg.channels)
+                x = part.new_zeros((n_rot, *part.shape[1:])) if x is None else x
+                x[pick] = part
+            xs.append(x)
+        else:
+            xs.append(raycast_sphere(mesh, cfg.bandwidth, rotations=rots, channels=cfg.channels))
         ys.append(torch.full((n_rot,), label, dtype=torch.long))
         if progress is not None:
             progress()
@@ -220,7 +264,7 @@ def make_sphere_split(
             task = bar.add_task(f"ray casting {cfg.collection} ({len(train)}×{cfg.train_rotations} train, "
                                 f"{len(test)}×{cfg.test_rotations} test)", total=len(train) + len(test))
             tick = lambda: bar.advance(task)  # noqa: E731
-            tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick)
+            tx, ty = _cast(train, train_kind, cfg.train_rotations, cfg, 0, tick, scaled=True)
             vx, vy = _cast(test, test_kind, cfg.test_rotations, cfg, TEST_STREAM_OFFSET, tick)
         # load_or_build writes ``meta`` after this returns, so the time lands in the file.
         meta["build_seconds"] = f"{time.perf_counter() - start:.1f}"
