@@ -160,6 +160,19 @@ def test_a_closed_or_empty_mesh_is_returned_unchanged() -> None:
     assert fill_small_holes(empty, full.vertices, max_edges=8, max_gap=0.1)[1].loops == 0
 
 
+def test_bad_points_are_refused() -> None:
+    from equivision.errors import DegenerateGeometryError, ShapeError
+
+    full = _sphere()
+    bad = full.vertices.clone()
+    bad[0, 0] = math.nan
+    for pts, err in ((bad, InvalidInputError), (full.vertices[:, :2], ShapeError),
+                     (full.vertices[:0], DegenerateGeometryError), (full.vertices[None], InvalidInputError),
+                     (full.vertices.long(), InvalidInputError)):
+        with pytest.raises(err):
+            fill_small_holes(full, pts, max_edges=8, max_gap=0.1)
+
+
 @pytest.mark.parametrize("kw", [{"max_edges": 2}, {"max_edges": True}, {"max_edges": 8.0},
                                 {"max_gap": 0.0}, {"max_gap": float("nan")}, {"min_cosine": 1.5}])
 def test_bad_arguments_are_refused(kw: dict) -> None:

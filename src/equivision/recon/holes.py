@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from equivision._validation import check_points
 from equivision.errors import InvalidInputError
 from equivision.io.meshes import Mesh
 
@@ -161,6 +162,9 @@ def fill_small_holes(mesh: Mesh, points: Tensor, *, max_edges: int, max_gap: flo
         raise InvalidInputError(f"max_gap must be a positive distance, got {max_gap!r}")
     if not -1.0 <= min_cosine <= 1.0:
         raise InvalidInputError(f"min_cosine must lie in [-1, 1], got {min_cosine!r}")
+    check_points(points, "points")
+    if points.ndim != 2:
+        raise InvalidInputError(f"points must have shape (N, 3), got {tuple(points.shape)}")
     if len(mesh.faces) == 0:
         return mesh, HoleFilling(0, 0, 0, 0, 0, 0, 0, 0)
     pos, faces, first = _weld(mesh)
