@@ -90,6 +90,25 @@ def test_two_fold_symmetric_signal_sets_the_flag_and_finds_both_peaks():
     assert not bool(relative_pose(a0, rotate(a0, r_true)).symmetric)
 
 
+def test_a_higher_peak_found_by_refining_a_candidate_is_the_answer():
+    # Nearly two-fold symmetric: the half turn about z almost maps the signal onto itself, so
+    # C has two near-equal peaks, at R and at R·Rz(π); the true one (C(R) = ‖a‖²) is higher by
+    # O(ε²) (ε = 0.01). The coarse grid's best point often lies on the lower peak; the refined candidates
+    # include the higher one, and the answer must be the maximum of what was refined.
+    a0, t = _embedding(21), _embedding(22)
+    a = a0 + rotate(a0, _rz_pi()) + 0.01 * t
+    r_true = SO3().random(24, seed=23, dtype=torch.float64)
+    b = rotate(a, r_true[:, None])
+    res = relative_pose(a, b)
+    grid = relative_pose(a, b, refine=False)
+    wrong_grid_peak = SO3.geodesic_distance(grid.rotation, r_true) > math.pi / 2
+    assert int(wrong_grid_peak.sum()) >= 3  # the case this test is about does occur
+    assert bool((res.score >= res.second_score).all())
+    assert float(SO3.geodesic_distance(res.rotation, r_true).max()) <= 1e-5
+    # the other peak is the second one, about a half turn away
+    assert float(SO3.geodesic_distance(res.second_rotation, r_true @ _rz_pi()).max()) <= 1e-2
+
+
 def test_fft_grid_argmax_is_the_brute_force_argmax():
     a = _embedding(6, channels=2, b=4)
     r_true = SO3().random(1, seed=7, dtype=torch.float64)[0]

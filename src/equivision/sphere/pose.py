@@ -13,7 +13,9 @@ a Fourier series in the Euler angles (:mod:`~equivision.sphere.so3series`).
 
 Besides the best rotation it looks for the next *distinct* peak: the highest local maximum of
 the grid correlation at least ``separation`` (geodesic angle, default 30°) from the best,
-refined the same way. From the two peaks and the mean ``C̄`` of ``C`` over SO(3):
+refined the same way; when such a candidate climbs higher than the grid's best point (two
+near-equal peaks, the grid closer to the lower one), it is the answer and the other the second
+peak. From the two peaks and the mean ``C̄`` of ``C`` over SO(3):
 
 * ``confidence = (C₁ − C₂) / (C₁ − C̄)`` in ``[0, 1]``: 0 when the second peak is as high as
   the first, 1 when it is no higher than the mean (clamped there);
@@ -237,6 +239,13 @@ def _relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None, refine: b
         ok = torch.isfinite(rc_ok.gather(-1, j[:, None])[:, 0])
         r2 = torch.where(ok[:, None, None], rr[ar, j], cr[:, 0])
         c2 = torch.where(ok, rc_ok[ar, j], cv[:, 0])
+        # The grid's best point can sit on the lower of two near-equal peaks (the grid misses
+        # the top of a narrow one): a distinct candidate that climbed higher is the maximum, and
+        # the grid point's peak, at least `separation` from it, becomes the second. Peaks equal to
+        # rounding (an exact symmetry) keep their order, so both refinement paths agree.
+        swap = ok & (c2 - c1 > 1e-9 * (c1 - mean).abs())
+        r1, r2 = (torch.where(swap[:, None, None], r2, r1), torch.where(swap[:, None, None], r1, r2))
+        c1, c2 = torch.where(swap, c2, c1), torch.where(swap, c1, c2)
     else:
         r2, c2 = cr[:, 0], cv[:, 0]
     span = c1 - mean
