@@ -5,8 +5,10 @@ dataset (with a tiny embedder trained into a run folder), and their config check
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -380,7 +382,35 @@ def test_experiment_runs_and_writes_its_table(tmp_path, capsys, views, decoder_r
     code = main([str(tmp_path / "out"), "--embedder", embedder, "--decoder", str(decoder_run),
                  "--test-views", str(views), "--train-views", str(views)])
     assert code == 2 and "exists" in capsys.readouterr().err
+    assert "## Paired, per mesh" in table and len(res["paired"]) == 4 * 3 * 3  # angles × others × metrics
 
+
+def test_paired_differences_win_rates_and_intervals() -> None:
+    from equivision.experiments.view_synthesis import paired
+
+    rows = []
+    for i, (mine, other) in enumerate([(3.0, 1.0), (2.0, 2.5), (5.0, 1.0), (float("nan"), 0.0)]):
+        for method, v in (("embedding", mine), ("input", other)):
+            rows.append({"mesh": f"m{i}", "angle": 90.0, "method": method, "psnr": v, "ssim": v, "iou": v})
+    out = paired(rows, (90.0,), metrics=("psnr",), resamples=500, seed=3)
+    (r,) = out
+    d = np.array([2.0, -0.5, 4.0])  # the NaN mesh is left out
+    assert r["n"] == 3 and r["against"] == "input"
+    assert r["mean"] == pytest.approx(d.mean()) and r["wins"] == pytest.approx(2 / 3)
+    # the interval: the same draws, by a plain loop
+    gen = np.random.default_rng(3)
+    idx = gen.integers(0, 3, size=(500, 3))
+    boot = [float(np.mean([d[j] for j in row])) for row in idx]
+    assert r["low"] == pytest.approx(np.percentile(boot, 2.5))
+    assert r["high"] == pytest.approx(np.percentile(boot, 97.5))
+    assert r["low"] <= r["mean"] <= r["high"]
+    # a constant difference has a degenerate interval; no common finite mesh gives NaNs
+    const = [dict(x, psnr=(1.5 if x["method"] == "embedding" else 0.5)) for x in rows]
+    (c,) = paired(const, (90.0,), metrics=("psnr",), resamples=50)
+    assert c["low"] == pytest.approx(1.0) and c["high"] == pytest.approx(1.0) and c["wins"] == 1.0
+    empty = [dict(x, psnr=float("nan")) for x in rows]
+    (e,) = paired(empty, (90.0,), metrics=("psnr",))
+    assert e["n"] == 0 and math.isnan(e["mean"])
 
 def _task_embedder(run: Path) -> str:
     import json

@@ -243,7 +243,7 @@ def _relative_pose(a: Tensor, b: Tensor, *, out_bandwidth: int | None, refine: b
         # the top of a narrow one): a distinct candidate that climbed higher is the maximum, and
         # the grid point's peak, at least `separation` from it, becomes the second. Peaks equal to
         # rounding (an exact symmetry) keep their order, so both refinement paths agree.
-        swap = ok & (c2 - c1 > 1e-9 * (c1 - mean).abs())
+        swap = ok & (c2 - c1 > 1e-12 * (c1 - mean).abs())
         r1, r2 = (torch.where(swap[:, None, None], r2, r1), torch.where(swap[:, None, None], r1, r2))
         c1, c2 = torch.where(swap, c2, c1), torch.where(swap, c1, c2)
     else:
