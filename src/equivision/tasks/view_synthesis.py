@@ -1,7 +1,8 @@
 """Training the novel-view decoders of the cross-domain embeddings on a view dataset.
 
 * ``view-synthesis``: :class:`~equivision.models.sphere_to_image.SphereToImage` learns
-  ``Γ(Ψ(I)) ≈ I`` with an L1 loss on the images, its input the *frozen* image network's
+  ``Γ(Ψ(I)) ≈ I`` with an L1 loss on the images (plus ``ssim_weight`` · (1 − SSIM) when
+  set), its input the *frozen* image network's
   embedding of the same view (``embedder``: a run folder or packaged name of an
   ``image_to_sphere`` network, loaded in eval mode; the paper's choice). The embedding is
   reduced to degrees ``< b`` first (:func:`~equivision.models.synthesis.band_limit`),
@@ -18,7 +19,8 @@
 ``channels`` are the image channels the input network reads and ``targets`` those the
 decoder writes, each a subset of the dataset's channels in the dataset's order. Eval
 metrics: ``l1`` (mean absolute error over the images) and, when ``silhouette`` is a target,
-``iou``, the silhouette IoU with both silhouettes thresholded at 0.5.
+``iou``, the silhouette IoU with both silhouettes thresholded at 0.5; with an SSIM term,
+``ssim`` too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from torch.utils.data import Dataset
 from equivision._validation import require_positive
 from equivision.configio import check_fields
 from equivision.errors import ConfigError
+from equivision.metrics.images import ssim
 from equivision.models.sphere_to_image import SphereToImageConfig
 from equivision.models.view_baseline import ViewBaselineConfig
 from equivision.tasks.views import ViewDataset
@@ -79,11 +82,17 @@ class ViewSynthesisTaskConfig(_ViewFields):
     """Run folder or packaged name of the frozen ``image_to_sphere`` network."""
     channels: list[str] = field(default_factory=lambda: ["shading", "silhouette", "depth"])
     """Image channels the embedder reads."""
+    ssim_weight: float = 0.0
+    """Loss = L1 + ``ssim_weight`` · (1 − SSIM), SSIM averaged over the target channels
+    (:func:`equivision.metrics.images.ssim`, scikit-image's definition); 0: L1 only."""
     model: SphereToImageConfig = field(default_factory=SphereToImageConfig)
 
     def __post_init__(self) -> None:
         self._check(self.model.out_channels)
         _check_names(self.channels, "channels")
+        if isinstance(self.ssim_weight, bool) or not isinstance(self.ssim_weight, (int, float)) \
+                or not 0 <= self.ssim_weight < float("inf"):
+            raise ConfigError(f"task.ssim_weight must be a finite number >= 0, got {self.ssim_weight!r}")
 
 
 @dataclass
@@ -175,13 +184,18 @@ def _check_maps(views: ViewDataset, cfg: SphereToImageConfig, source: str) -> No
                           f"{cfg.in_channels} maps at bandwidth {cfg.bandwidth}")
 
 
-def _metrics(pred: Tensor, target: Tensor, targets: tuple[str, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+def _metrics(pred: Tensor, target: Tensor, targets: tuple[str, ...],
+             ssim_weight: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
     l1 = (pred - target).abs().mean()
     metrics = {"l1": l1.detach()}
     if "silhouette" in targets:
         k = targets.index("silhouette")
         metrics["iou"] = silhouette_iou(pred[:, k].detach(), target[:, k])
-    return l1, metrics
+    if ssim_weight == 0:
+        return l1, metrics
+    s = ssim(pred, target).mean()
+    metrics["ssim"] = s.detach()
+    return l1 + ssim_weight * (1 - s), metrics
 
 
 def load_embedder(cfg: ViewSynthesisTaskConfig, image_size: int) -> nn.Module:
@@ -215,6 +229,7 @@ class ViewSynthesisTask(Task):
     best_metric, best_mode = "l1", "min"
     _embedder: nn.Module | None = None
     _targets: tuple[str, ...] = ()
+    _ssim_weight: float = 0.0
 
     def datasets(self, cfg: ViewSynthesisTaskConfig) -> tuple[Dataset, Dataset]:
         out = []
@@ -225,6 +240,7 @@ class ViewSynthesisTask(Task):
                               views.channel_index(cfg.targets, "targets"), limit))
         self._embedder = load_embedder(cfg, cfg.model.image_size)
         self._targets = tuple(cfg.targets)
+        self._ssim_weight = float(cfg.ssim_weight)
         return out[0], out[1]
 
     @torch.no_grad()
@@ -240,7 +256,7 @@ class ViewSynthesisTask(Task):
 
     def loss(self, model: torch.nn.Module, batch) -> tuple[Tensor, dict[str, Tensor]]:
         image, target = batch
-        return _metrics(model(self.embed(image)), target, self._targets)
+        return _metrics(model(self.embed(image)), target, self._targets, self._ssim_weight)
 
 
 @register_task("view-synthesis-teacher")
