@@ -8,7 +8,7 @@
 # Writes view datasets (5.9 GB) and run folders under runs/, then the four packaged files into
 # OUT; to replace the shipped ones, give OUT=src/equivision/pretrained and --overwrite. Running it
 # again resumes: view datasets by shard, trainings from their last checkpoint (a finished one is
-# only evaluated). 2026-12-04, one CPU thread: about 5 min of views, 54 min for the image
+# only evaluated). 2026-12-04, one CPU thread: 5–10 min of views, 54 min for the image
 # network, 16 min for the decoder. The teacher is the packaged shapes_sphere_modelnet10_hull6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
