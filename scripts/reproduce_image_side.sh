@@ -59,6 +59,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from equivision.io import atomic_path
 from equivision.models import export_pretrained
 
 out, overwrite = Path(sys.argv[1]), sys.argv[2] == "--overwrite"
@@ -67,7 +68,8 @@ templates = out / "image_to_sphere_modelnet10.templates.safetensors"
 export_pretrained("runs/i2s-h6-as-long", "image_to_sphere_modelnet10", out, checkpoint="latest",
                   overwrite=overwrite, note="scripts/reproduce_image_side.sh: "
                   "configs/image_to_sphere_modelnet10_hull6_scaled_long.json, final checkpoint")
-shutil.copyfile("runs/i2s-h6-as-long/templates.safetensors", templates)
+with atomic_path(templates, overwrite=overwrite) as tmp:
+    shutil.copyfile("runs/i2s-h6-as-long/templates.safetensors", tmp)
 weights = export_pretrained("runs/vs-h6-long", "sphere_to_image_modelnet10", out, checkpoint="latest",
                             overwrite=overwrite, note="scripts/reproduce_image_side.sh: "
                             "configs/view_synthesis_modelnet10_hull6_long.json, final checkpoint; "
@@ -75,6 +77,7 @@ weights = export_pretrained("runs/vs-h6-long", "sphere_to_image_modelnet10", out
 meta_path = weights.with_suffix(".json")
 meta = json.loads(meta_path.read_text(encoding="utf-8"))
 meta["config"]["task"]["embedder"] = "image_to_sphere_modelnet10"  # the run folder's packaged name
-meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+with atomic_path(meta_path, overwrite=True) as tmp:  # just written by export_pretrained
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 print(f"packaged image_to_sphere_modelnet10 (+ templates) and sphere_to_image_modelnet10 in {out}")
 PYEOF

@@ -90,9 +90,7 @@ class ViewSynthesisTaskConfig(_ViewFields):
     def __post_init__(self) -> None:
         self._check(self.model.out_channels)
         _check_names(self.channels, "channels")
-        if isinstance(self.ssim_weight, bool) or not isinstance(self.ssim_weight, (int, float)) \
-                or not 0 <= self.ssim_weight < float("inf"):
-            raise ConfigError(f"task.ssim_weight must be a finite number >= 0, got {self.ssim_weight!r}")
+        require_positive(self.ssim_weight, "task.ssim_weight", allow_zero=True, error=ConfigError)
 
 
 @dataclass
