@@ -55,6 +55,32 @@ def test_registered_and_config_checks():
         ReconConfig(repeats=0)
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_modelnet10_per_class_is_checked(bad):
+    with pytest.raises(ConfigError, match="modelnet10_per_class"):
+        ReconConfig(modelnet10_per_class=bad)
+
+
+def test_modelnet10_training_meshes_come_from_the_training_split(data_root):
+    from equivision.data import mesh_files
+    from equivision.tasks.recon import modelnet10_training_meshes, recon_sources
+
+    picked = modelnet10_training_meshes(3, seed=0)
+    assert picked == modelnet10_training_meshes(3, seed=0)  # seeded: the same files again
+    assert picked != modelnet10_training_meshes(3, seed=1)
+    train = set(mesh_files("modelnet10", split="train"))
+    assert len(picked) == 30 and len(set(picked)) == 30 and set(picked) <= train
+    classes = [p.parent.name for p in picked]  # modelnet10/train/<class>/<mesh>
+    assert all(classes.count(c) == 3 for c in set(classes)) and len(set(classes)) == 10
+    cfg = ReconConfig(modelnet10_per_class=2)
+    train_src, eval_src, note = recon_sources(cfg)
+    names = [s.name for s in train_src]
+    assert sum(n.startswith("modelnet10-") for n in names) == 20 and "20 ModelNet10" in note
+    assert not any(s.name.startswith("modelnet10-") for s in eval_src)
+    assert [s.name for s in recon_sources(ReconConfig())[0]] == [n for n in names
+                                                                 if not n.startswith("modelnet10-")]
+
+
 def test_items_are_canonical_patches_and_deterministic(tmp_path):
     task = get_task("recon")
     from equivision.training import build_run_config

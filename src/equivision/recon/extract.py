@@ -62,6 +62,7 @@ from torch import Tensor
 
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError
+from equivision.geometry.unique import unique_pairs, unique_rows
 from equivision.io.meshes import Mesh
 
 DisplacementFn = Callable[[Tensor], Tensor]
@@ -145,11 +146,11 @@ def _welded_edges(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     ids ``(F, 3)``, their directed edges ``(3F, 2)`` (all first edges, then second, then third),
     each one's undirected edge id ``(3F,)`` and the number of faces on each edge."""
     f = mesh.faces.detach().cpu().numpy().astype(np.int64)
-    _, vid = np.unique(mesh.vertices.detach().cpu().double().numpy(), axis=0, return_inverse=True)
-    f = vid.reshape(-1)[f]
+    _, _, vid = unique_rows(mesh.vertices.detach().cpu().double().numpy())
+    f = vid[f]
     directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    _, edge_id, count = np.unique(np.sort(directed, axis=1), axis=0, return_inverse=True, return_counts=True)
-    return f, directed, edge_id.reshape(-1), count
+    edge_id, count = unique_pairs(np.sort(directed, axis=1), int(f.max()) + 1 if f.size else 1)
+    return f, directed, edge_id, count
 
 
 def _face_components(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:

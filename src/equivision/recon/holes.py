@@ -35,6 +35,7 @@ from torch import Tensor
 
 from equivision._validation import check_points
 from equivision.errors import InvalidInputError
+from equivision.geometry.unique import unique_rows
 from equivision.io.meshes import Mesh
 
 __all__ = ["HoleFilling", "boundary_loops", "fill_small_holes", "min_area_triangulation"]
@@ -101,8 +102,8 @@ def _weld(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions of the welded vertices ``(W, 3)`` (float64), the faces over them ``(F, 3)``
     and, per welded vertex, one original vertex with its position."""
     v = mesh.vertices.detach().cpu().double().numpy()
-    uniq, first, vid = np.unique(v, axis=0, return_index=True, return_inverse=True)
-    return uniq, vid.reshape(-1)[mesh.faces.detach().cpu().numpy().astype(np.int64)], first
+    uniq, first, vid = unique_rows(v)
+    return uniq, vid[mesh.faces.detach().cpu().numpy().astype(np.int64)], first
 
 
 def boundary_loops(faces: np.ndarray) -> tuple[list[np.ndarray], int]:

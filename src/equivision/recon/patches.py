@@ -16,6 +16,7 @@ from torch import Tensor
 
 from equivision._validation import check_points
 from equivision.errors import DegenerateGeometryError, InvalidInputError, ShapeError
+from equivision.geometry.unique import unique_rows
 
 
 def _check_cloud_and_queries(cloud: Tensor, queries: Tensor, k: int) -> None:
@@ -93,7 +94,7 @@ def remove_duplicate_points(points: Tensor, tol: float = 0.0) -> tuple[Tensor, T
         raise InvalidInputError(f"tol must be >= 0, got {tol}")
     p = points.detach().cpu().double().numpy()
     if tol == 0:
-        _, first = np.unique(p, axis=0, return_index=True)
+        _, first, _ = unique_rows(p)
         keep = np.sort(first)
     else:
         from scipy.spatial import cKDTree

@@ -3,8 +3,10 @@
 Data (prepared once into ``data_dir`` by :func:`equivision.recon.data.prepare_dataset`,
 reproducible from ``data_seed``): seeded procedural shapes of every family plus the shared
 ABC CAD models, the last ``abc_holdout`` of which (in sorted order) are kept out of training
-for evaluation, with more procedural shapes of another seed. Without the shared data the task
-trains and evaluates on procedural shapes alone (and says so in the run's log).
+for evaluation, with more procedural shapes of another seed; with ``modelnet10_per_class`` N > 0,
+also N meshes of each class of ModelNet10's *training* split (a pick seeded by ``data_seed``;
+its test split and the benchmark's ShapeNet objects stay unseen). Without the shared data the
+task trains and evaluates on procedural shapes alone (and says so in the run's log).
 
 A training item is one shape's input cloud with ``queries_per_item`` of its near-surface
 queries (a subset fixed by the item's index, so runs resume bitwise); items repeat each shape
@@ -64,6 +66,8 @@ class ReconDataFields:
     eval_procedural_per_family: int = 1
     use_abc: bool = True
     abc_holdout: int = 3
+    modelnet10_per_class: int = 0
+    """Training meshes per class from ModelNet10's training split (0: none)."""
     n_points: int = 10_000
     noise: float = 0.0
     prep_queries: int = 16_384
@@ -76,6 +80,10 @@ class ReconDataFields:
         for name in ("procedural_per_family", "n_points", "prep_queries", "queries_per_item", "repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"task.{name} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.modelnet10_per_class, bool) or not isinstance(self.modelnet10_per_class, int) \
+                or self.modelnet10_per_class < 0:
+            raise ConfigError(
+                f"task.modelnet10_per_class must be an integer >= 0, got {self.modelnet10_per_class!r}")
         if self.n_points < k:
             raise ConfigError(f"task.n_points ({self.n_points}) must be >= task.model.k ({k})")
         require_positive(self.noise, "task.noise", allow_zero=True, error=ConfigError)
@@ -134,7 +142,7 @@ def _concat(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 def recon_sources(cfg: ReconConfig) -> tuple[list, list, str]:
     """(train sources, eval sources, a note on what data was used)."""
     from equivision.data import find_data_root
-    from equivision.recon.data import collection_sources, procedural_sources
+    from equivision.recon.data import collection_sources, mesh_file_sources, procedural_sources
 
     train = procedural_sources(cfg.procedural_per_family, seed=cfg.data_seed)
     evals = procedural_sources(cfg.eval_procedural_per_family, seed=eval_seed(cfg.data_seed))
@@ -147,7 +155,30 @@ def recon_sources(cfg: ReconConfig) -> tuple[list, list, str]:
         note += f" + {len(abc) - hold} ABC (held out: {', '.join(s.name for s in abc[len(abc) - hold :])})"
     elif cfg.use_abc:
         note += " (no shared data: ABC not used)"
+    if cfg.modelnet10_per_class > 0:
+        if find_data_root() is None:
+            note += " (no shared data: ModelNet10 not used)"
+        else:
+            picked = modelnet10_training_meshes(cfg.modelnet10_per_class, cfg.data_seed)
+            train += mesh_file_sources(picked, prefix="modelnet10-")
+            note += f" + {len(picked)} ModelNet10 training meshes"
     return train, evals, note
+
+
+def modelnet10_training_meshes(per_class: int, seed: int) -> list[Path]:
+    """``per_class`` mesh files of each ModelNet10 class from its training split (all of a
+    class if it has fewer), picked by a permutation seeded by ``seed`` and the class, in
+    class then name order."""
+    from equivision.data import mesh_files
+    from equivision.data.registry import get_collection
+
+    out: list[Path] = []
+    for i, cls in enumerate(get_collection("modelnet10").classes):
+        files = mesh_files("modelnet10", cls, split="train")
+        g = torch.Generator().manual_seed(stream_seed(seed, 1_000 + i))
+        pick = torch.randperm(len(files), generator=g)[:per_class].sort().values
+        out += [files[j] for j in pick.tolist()]
+    return out
 
 
 @register_task("recon")
