@@ -55,13 +55,11 @@ def resolve(spec: str, checkpoint: str | int) -> tuple[str, str | int]:
     return f"{name}@{found.step}", found.step
 
 
-def measure(models: list[str], checkpoint: str, path: Path) -> None:
+def measure(models: list[tuple[str, str | int]], path: Path) -> None:
+    """``models``: ``(label, checkpoint)`` pairs of :func:`resolve`."""
     torch.set_num_threads(1)
     done = {(r["model"], r["shape"]) for r in read_rows(path)}
-    nets = {}
-    for spec in models:
-        label, which = resolve(spec, checkpoint)
-        nets[label] = load(label.partition("@")[0], model="peif", checkpoint=which)
+    nets = {label: load(label.partition("@")[0], model="peif", checkpoint=which) for label, which in models}
     with path.open("a") as out:
         for i, (set_name, f) in enumerate(validation_shapes()):
             ref, _, _ = normalize_mesh(load_mesh(f))
@@ -132,8 +130,9 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     models = list(dict.fromkeys([args.anchor, *args.models]))
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
-    measure(models, checkpoint, args.results)
-    labels = [resolve(m, checkpoint)[0] for m in models]
+    resolved = [resolve(m, checkpoint) for m in models]  # once: a run may checkpoint meanwhile
+    measure(resolved, args.results)
+    labels = [label for label, _ in resolved]
     rows = [r for r in read_rows(args.results) if r["model"] in labels]
     report(rows, labels[0])
 
