@@ -242,6 +242,9 @@ def run_equivision(net: torch.nn.Module, pts: torch.Tensor, ref: Mesh, res: int,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="peif_default")
+    ap.add_argument("--checkpoint", default="latest",
+                    help="of a --model run folder: latest (the final weights, default), best (chosen on the "
+                    "run's eval split, which holds the ABC parts scored here) or a step")
     ap.add_argument("--ablation", default="runs/recon-no-pose",
                     help="run folder (or packaged name) of the no-pose model; skipped if absent")
     ap.add_argument("--resolution", type=int, default=128)
@@ -303,7 +306,8 @@ def benchmark(args: argparse.Namespace, results: Results) -> None:
             have_meshlab = True
         except ImportError:
             print("pymeshlab is not installed: its anchors are skipped")
-    nets = {"equivision": load(args.model, model="peif")}
+    which = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+    nets = {"equivision": load(args.model, model="peif", checkpoint=which)}
     dtype = PRECISIONS[args.precision]
     if not args.no_ablation:
         try:
