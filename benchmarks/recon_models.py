@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from equivision.data import find_data_root
+from equivision.errors import EquivisionError
 from equivision.geometry import normalize_mesh, sample_surface_uniform
 from equivision.io import load_mesh
 from equivision.models import load
@@ -50,8 +51,9 @@ def resolve(spec: str, checkpoint: str | int) -> tuple[str, str | int]:
     name, _, step = spec.partition("@")
     if not Path(name).is_dir():
         return name, checkpoint
-    which: str | int = int(step) if step else checkpoint
-    found = find_checkpoint(Path(name), which)
+    if step:  # named by its step: rows measured earlier need no checkpoint any more
+        return f"{name}@{int(step)}", int(step)
+    found = find_checkpoint(Path(name), checkpoint)
     return f"{name}@{found.step}", found.step
 
 
@@ -59,7 +61,9 @@ def measure(models: list[tuple[str, str | int]], path: Path) -> None:
     """``models``: ``(label, checkpoint)`` pairs of :func:`resolve`."""
     torch.set_num_threads(1)
     done = {(r["model"], r["shape"]) for r in read_rows(path)}
-    nets = {label: load(label.partition("@")[0], model="peif", checkpoint=which) for label, which in models}
+    shapes = [f.stem for _, f in validation_shapes()]
+    nets = {label: load(label.partition("@")[0], model="peif", checkpoint=which) for label, which in models
+            if any((label, s) not in done for s in shapes)}
     with path.open("a") as out:
         for i, (set_name, f) in enumerate(validation_shapes()):
             ref, _, _ = normalize_mesh(load_mesh(f))
@@ -130,8 +134,11 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     models = list(dict.fromkeys([args.anchor, *args.models]))
     checkpoint = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
-    resolved = [resolve(m, checkpoint) for m in models]  # once: a run may checkpoint meanwhile
-    measure(resolved, args.results)
+    try:
+        resolved = [resolve(m, checkpoint) for m in models]  # once: a run may checkpoint meanwhile
+        measure(resolved, args.results)
+    except EquivisionError as e:
+        sys.exit(f"recon_models.py: {e}")
     labels = [label for label, _ in resolved]
     rows = [r for r in read_rows(args.results) if r["model"] in labels]
     report(rows, labels[0])
