@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from equivision.errors import ShapeError
 from equivision.geometry.unique import unique_pairs, unique_rows
 
 
@@ -26,7 +27,7 @@ def test_unique_rows_edge_cases() -> None:
     assert u.shape == (0, 3) and len(first) == len(inv) == 0
     u, first, inv = unique_rows(np.ones((4, 2)))
     assert u.tolist() == [[1.0, 1.0]] and first.tolist() == [0] and inv.tolist() == [0, 0, 0, 0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ShapeError):
         unique_rows(np.zeros(3))
 
 
@@ -37,5 +38,5 @@ def test_unique_pairs_matches_numpy() -> None:
     inv, counts = unique_pairs(pairs, 50)
     np.testing.assert_array_equal(inv, want_inv.reshape(-1))
     np.testing.assert_array_equal(counts, want_counts)
-    with pytest.raises(ValueError):
+    with pytest.raises(ShapeError):
         unique_pairs(np.zeros((3, 3), dtype=np.int64), 5)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from equivision.errors import ShapeError
+
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(unique rows (U, D) in lexicographic order, index of each one's first occurrence (U,),
@@ -16,7 +18,7 @@ def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``np.unique`` does with ``axis``."""
     a = np.asarray(a)
     if a.ndim != 2:
-        raise ValueError(f"unique_rows takes a 2-D array, got shape {a.shape}")
+        raise ShapeError(f"unique_rows takes a 2-D array, got shape {a.shape}")
     n = len(a)
     if n == 0:
         return a.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -38,6 +40,6 @@ def unique_pairs(pairs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     one 1-D key per pair."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[1] != 2:
-        raise ValueError(f"unique_pairs takes (P, 2) pairs, got shape {pairs.shape}")
+        raise ShapeError(f"unique_pairs takes (P, 2) pairs, got shape {pairs.shape}")
     _, inverse, counts = np.unique(pairs[:, 0] * n + pairs[:, 1], return_inverse=True, return_counts=True)
     return inverse.reshape(-1), counts
