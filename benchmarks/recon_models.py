@@ -12,7 +12,8 @@ run's eval split, which holds the benchmark's ABC parts; or ``RUN@STEP`` for one
 shape: a 10k-point cloud (seed 50 + index, as ``recon_plane_filter.py``), the default
 ``reconstruct`` pipeline at resolution 128 with each model and with the anchor, scored by the
 benchmark's protocol (CD-L1 ×100, NC, F@1 %, EMD ×100 over 8 draws, pieces, boundary edges),
-and the seconds per shape. Prints per-shape rows and, per model, the mean change against the
+and the seconds per shape (wall time: compare it only between models measured under the same
+load). Prints per-shape rows and, per model, the mean change against the
 anchor with the worst shape. Rows go to ``--results`` (JSON lines; a re-run skips what is
 there, ``--fresh`` starts over).
 """

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from equivision._validation import check_points
 from equivision.errors import InvalidInputError
-from equivision.geometry.unique import unique_rows
+from equivision.geometry.unique import unique_pairs, unique_rows
 from equivision.io.meshes import Mesh
 
 __all__ = ["HoleFilling", "boundary_loops", "fill_small_holes", "min_area_triangulation"]
@@ -112,8 +112,7 @@ def boundary_loops(faces: np.ndarray) -> tuple[list[np.ndarray], int]:
     components that are not simple loops (some vertex with more than one boundary edge out)."""
     directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     n = int(faces.max()) + 1
-    key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(directed[:, 0], directed[:, 1])
-    _, eid, count = np.unique(key, return_inverse=True, return_counts=True)
+    eid, count = unique_pairs(np.sort(directed, axis=1), n)
     bnd = directed[count[eid] == 1]
     if len(bnd) == 0:
         return [], 0
