@@ -328,3 +328,39 @@ def test_distilled_training_mixes_the_two_losses(fake_root, tmp_path):
     # and the trainer runs it end to end
     res = train(task, {"train": tiny, "task": student_cfg}, tmp_path / "student", progress=False)
     assert 0 <= res.eval_metrics["accuracy"] <= 100
+
+
+def test_mixup_mixes_training_batches_and_their_labels_only():
+    import numpy as np
+
+    from equivision.tasks.shapes_sphere import ShapesSphereTask
+
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="mixup_alpha"):
+            ShapesSphereConfig(collection="modelnet10", mixup_alpha=bad)
+    with pytest.raises(ConfigError, match=r"mixup_alpha and task\.distill_from"):
+        ShapesSphereConfig(collection="modelnet10", mixup_alpha=0.2, distill_from=["x"], distill_weight=0.5)
+    task = ShapesSphereTask()
+    task.mixup_alpha = 0.4
+    w = torch.randn(3, 2 * 4 * 4, generator=torch.Generator().manual_seed(1))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32, 3, bias=False))
+    with torch.no_grad():
+        net[1].weight.copy_(w)
+    x = torch.randn(6, 2, 4, 4, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.manual_seed(7)
+    loss, _ = task.loss(net.train(), (x, y))
+    # independent reference: the same draws from the global generator, in NumPy
+    torch.manual_seed(7)
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(6).numpy()
+    xm = lam * x.numpy().astype(np.float64) + (1 - lam) * x.numpy().astype(np.float64)[perm]
+    z = xm.reshape(6, -1) @ w.numpy().astype(np.float64).T
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    yn = y.numpy()
+    ref = -(lam * logp[np.arange(6), yn] + (1 - lam) * logp[np.arange(6), yn[perm]]).mean()
+    assert 0 < lam < 1 and not np.array_equal(perm, np.arange(6))
+    assert abs(float(loss) - ref) < 1e-5
+    # evaluation is plain cross-entropy on the unmixed batch
+    loss_eval, _ = task.loss(net.eval(), (x, y))
+    assert torch.allclose(loss_eval, torch.nn.functional.cross_entropy(net(x), y))

@@ -8,6 +8,7 @@ on the protocol's test signals (the best-checkpoint metric).
 
 from __future__ import annotations
 
+import math
 import os
 import typing
 from dataclasses import dataclass, field, fields, make_dataclass
@@ -52,6 +53,7 @@ _DataFieldsBase = make_dataclass("_DataFieldsBase", [
     ("classes", list[str], field(default_factory=list)),
     ("augment_azimuth", bool, field(default=False)),
     ("label_smoothing", float, field(default=0.0)),
+    ("mixup_alpha", float, field(default=0.0)),
     ("distill_from", list[str], field(default_factory=list)),
     ("distill_weight", float, field(default=0.0)),
     ("distill_temperature", float, field(default=4.0)),
@@ -71,7 +73,11 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
     channels (:data:`~equivision.render.sphere.CHANNELS`), one per input channel of the model
     (``task.model.in_channels``). ``label_smoothing`` in [0, 1): the training loss's
     cross-entropy target puts that much mass uniformly over the classes (evaluation losses
-    stay plain cross-entropy, so they compare across runs).
+    stay plain cross-entropy, so they compare across runs). ``mixup_alpha`` ``α ≥ 0`` (0: off):
+    mixup (Zhang et al. 2018) on training batches, each batch replaced by ``λ·x + (1 − λ)·x[π]``
+    for a random permutation ``π`` and ``λ ~ Beta(α, α)``, the loss ``λ·CE(y) + (1 − λ)·CE(y[π])``.
+    A mixture of two signals is rotated as each is, so the equivariance of the network is
+    untouched; not combined with distillation.
 
     ``distill_from``: trained spherical CNNs (packaged names or run folders, whose *final*
     checkpoint is read) whose averaged class probabilities at ``distill_temperature`` the
@@ -85,6 +91,11 @@ class _DataFields(_DataFieldsBase):  # type: ignore[misc, valid-type]
         check_fields(self, "task")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"task.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (math.isfinite(self.mixup_alpha) and self.mixup_alpha >= 0.0):
+            raise ConfigError(f"task.mixup_alpha must be a finite number >= 0, got {self.mixup_alpha}")
+        if self.mixup_alpha > 0 and self.distill_from:
+            raise ConfigError("task.mixup_alpha and task.distill_from do not go together: mixup mixes the "
+                              "labels, distillation matches the teachers' probabilities of unmixed signals")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"task.distill_weight must be in [0, 1], got {self.distill_weight}")
         if not self.distill_temperature > 0:
@@ -194,12 +205,14 @@ class _ShapesSphereTask(Task):
     best_metric, best_mode = "accuracy", "max"
     augment_azimuth = False
     label_smoothing = 0.0
+    mixup_alpha = 0.0
     distill_weight = 0.0
     distill_temperature = 1.0
 
     def datasets(self, cfg: _DataFields) -> tuple[Dataset, Dataset]:
         self.augment_azimuth = bool(cfg.augment_azimuth)
         self.label_smoothing = float(cfg.label_smoothing)
+        self.mixup_alpha = float(cfg.mixup_alpha)
         self.distill_weight = float(cfg.distill_weight)
         self.distill_temperature = float(cfg.distill_temperature)
         split = cached_split(cfg.data_config(), cfg.cache_dir)
@@ -218,12 +231,28 @@ class _ShapesSphereTask(Task):
         if self.augment_azimuth and model.training:
             # Draws from the global generator, which checkpoints save and --resume restores.
             x = roll_azimuth(x)
+        if self.mixup_alpha > 0 and model.training:
+            return self._mixup_loss(model, x, y)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if model.training else 0.0)
         if soft and model.training and self.distill_weight > 0:
             kd = distillation_loss(logits, soft[0], self.distill_temperature)
             loss = (1.0 - self.distill_weight) * loss + self.distill_weight * kd
         acc = (logits.argmax(-1) == y).float().mean() * 100
+        return loss, {"accuracy": acc.detach()}
+
+    def _mixup_loss(self, model: torch.nn.Module, x: torch.Tensor,
+                    y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mixup of a training batch ``x`` ``(B, C, 2b, 2b)``: draws from the global generator
+        (restored on --resume). Accuracy counts the label with the larger weight."""
+        lam = float(torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha).sample())
+        perm = torch.randperm(x.shape[0], device=x.device)
+        logits = model(lam * x + (1.0 - lam) * x[perm])
+        ls = self.label_smoothing
+        loss = lam * F.cross_entropy(logits, y, label_smoothing=ls) + \
+            (1.0 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=ls)
+        major = y if lam >= 0.5 else y[perm]
+        acc = (logits.argmax(-1) == major).float().mean() * 100
         return loss, {"accuracy": acc.detach()}
 
 
