@@ -99,6 +99,39 @@ def test_config_checks() -> None:
         ImageToSphereTaskConfig(channels=["shading", "shading", "depth"], model=_model_cfg())
     with pytest.raises(ConfigError, match="delta"):
         ImageToSphereTaskConfig(delta=0.0, model=_model_cfg())
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="odd_weight"):
+            ImageToSphereTaskConfig(odd_weight=bad, model=_model_cfg())
+
+
+def test_odd_weight_adds_the_odd_parts_huber_term() -> None:
+    from equivision.nn.losses import area_weighted_huber
+    from equivision.sphere.grid import odd_part
+    from equivision.tasks.image_to_sphere import ImageToSphereTask
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    pred = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return pred
+
+    task = ImageToSphereTask()
+    base, m0 = task.loss(Fixed(), (None, target))
+    assert torch.allclose(base, area_weighted_huber(pred, target, delta=1.0))
+    task._odd_weight = 2.5
+    got, m1 = task.loss(Fixed(), (None, target))
+    extra = area_weighted_huber(odd_part(pred), odd_part(target), delta=1.0)
+    assert extra > 0 and torch.allclose(got, base + 2.5 * extra)
+    assert torch.allclose(m0["odd_rel_l2"], m1["odd_rel_l2"]) and "rel_l2" in m1
+    # pooled over the batch: one ratio of summed, area-weighted squares (NumPy reference)
+    import numpy as np
+
+    d, t = (odd_part(pred) - odd_part(target)).numpy(), odd_part(target).numpy()
+    w = np.sin(np.pi * (2 * np.arange(8) + 1) / 16)[:, None]
+    want = np.sqrt((d ** 2 * w).sum() / (t ** 2 * w).sum())
+    assert float(m1["odd_rel_l2"]) == pytest.approx(want, rel=1e-12)
 
 
 def test_cli_trains_from_a_config_that_names_its_task(tmp_path, views, capsys) -> None:

@@ -126,6 +126,22 @@ class Grid:
         return (signal * w[:, None]).sum(dim=(-2, -1))
 
 
+def antipodal(signal: Tensor) -> Tensor:
+    """``f(−x)`` of grid signals ``(..., 2B, 2B)``: exact on the Driscoll–Healy grid, whose
+    antipode of ``(θ_j, φ_k)`` is the sample ``(θ_{2B−1−j}, φ_{k+B})``."""
+    b = grid_bandwidth(signal)
+    return torch.roll(torch.flip(signal, dims=(-2,)), shifts=b, dims=-1)
+
+
+def odd_part(signal: Tensor) -> Tensor:
+    """``(f(x) − f(−x)) / 2`` of grid signals ``(..., 2B, 2B)``: the odd-degree harmonics of
+    ``f`` (``Y_lm(−x) = (−1)^l Y_lm(x)``). The even part alone cannot tell a rotation from the
+    same rotation followed by the point reflection, so for a mirror-symmetric object (reflection
+    ``M``, ``−M`` a half turn) it cannot tell the two poses a half turn apart: the odd part carries
+    that decision."""
+    return 0.5 * (signal - antipodal(signal))
+
+
 def points_to_angles(points: Tensor) -> tuple[Tensor, Tensor]:
     """Unit vectors ``(..., 3)`` to colatitude ``θ ∈ [0, π]`` and azimuth ``φ ∈ (−π, π]``."""
     theta = torch.atan2(torch.hypot(points[..., 0], points[..., 1]), points[..., 2])

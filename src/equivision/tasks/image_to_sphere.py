@@ -28,6 +28,7 @@ from equivision.configio import check_fields
 from equivision.errors import ConfigError
 from equivision.models.image_to_sphere import ImageToSphereConfig
 from equivision.nn.losses import area_weighted_huber
+from equivision.sphere.grid import odd_part
 from equivision.tasks.views import ViewDataset
 from equivision.training.tasks import Task, register_task
 
@@ -44,12 +45,18 @@ class ImageToSphereTaskConfig:
     correlation-based pose does not depend on a global scale)."""
     max_eval_items: int = 0
     """Evaluate on the first N items of ``eval_views`` (0: all)."""
+    odd_weight: float = 0.0
+    """Weight of a second Huber term on the maps' odd parts ``(f(x) − f(−x))/2`` (the
+    odd-degree harmonics, :func:`~equivision.sphere.grid.odd_part`), which alone decide between
+    the two poses a half turn apart of a mirror-symmetric object; 0: the paper's loss only."""
     model: ImageToSphereConfig = field(default_factory=ImageToSphereConfig)
 
     def __post_init__(self) -> None:
         check_fields(self, "task")
         require_positive(self.delta, "task.delta", error=ConfigError)
         require_positive(self.target_scale, "task.target_scale", error=ConfigError)
+        if not (math.isfinite(self.odd_weight) and self.odd_weight >= 0):
+            raise ConfigError(f"task.odd_weight must be a finite number >= 0, got {self.odd_weight}")
         if self.max_eval_items < 0:
             raise ConfigError(f"task.max_eval_items must be >= 0, got {self.max_eval_items}")
         if not self.channels or len(set(self.channels)) != len(self.channels):
@@ -93,14 +100,18 @@ def open_views(folder: str, cfg: ImageToSphereTaskConfig, limit: int = 0) -> Ima
     return ImageViews(views, index, cfg.target_scale, limit)
 
 
-def map_rel_l2(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of the area-weighted relative L2 error of maps ``(B, C, 2b, 2b)``."""
+def map_rel_l2(pred: Tensor, target: Tensor, *, pooled: bool = False) -> Tensor:
+    """Mean over the batch of the area-weighted relative L2 error of maps ``(B, C, 2b, 2b)``;
+    ``pooled``: one ratio of the batch's summed squares instead (for parts such as the odd
+    part, which can be near zero for a single map and would dominate a mean of ratios)."""
     n = pred.shape[-2]
     theta = math.pi * (2 * torch.arange(n, dtype=pred.dtype, device=pred.device) + 1) / (2 * n)
     w = theta.sin()[:, None]
     num = ((pred - target) ** 2 * w).sum(dim=(-3, -2, -1))
-    den = (target ** 2 * w).sum(dim=(-3, -2, -1)).clamp_min(torch.finfo(pred.dtype).tiny)
-    return (num / den).sqrt().mean()
+    den = (target ** 2 * w).sum(dim=(-3, -2, -1))
+    if pooled:
+        return (num.sum() / den.sum().clamp_min(torch.finfo(pred.dtype).tiny)).sqrt()
+    return (num / den.clamp_min(torch.finfo(pred.dtype).tiny)).sqrt().mean()
 
 
 @register_task("image-to-sphere")
@@ -119,10 +130,16 @@ class ImageToSphereTask(Task):
         image, target = batch
         pred = model(image)
         loss = area_weighted_huber(pred, target, delta=self._delta)
-        return loss, {"rel_l2": map_rel_l2(pred.detach(), target)}
+        odd_p, odd_t = odd_part(pred), odd_part(target)
+        if self._odd_weight > 0:
+            loss = loss + self._odd_weight * area_weighted_huber(odd_p, odd_t, delta=self._delta)
+        return loss, {"rel_l2": map_rel_l2(pred.detach(), target),
+                      "odd_rel_l2": map_rel_l2(odd_p.detach(), odd_t, pooled=True)}
 
     _delta: float = 1.0  # set from the config when the model is built for a run
+    _odd_weight: float = 0.0
 
     def build_model(self, cfg: ImageToSphereTaskConfig) -> torch.nn.Module:
         self._delta = cfg.delta
+        self._odd_weight = float(cfg.odd_weight)
         return super().build_model(cfg)
