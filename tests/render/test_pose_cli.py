@@ -105,6 +105,12 @@ def test_relative_pose_json_fields_and_render_round_trip(run, env, tmp_path) -> 
     np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-5)
     assert len(d["quaternion_xyzw"]) == 4 and len(d["axis"]) == 3 and len(d["euler_zyz_deg"]) == 3
     assert 0 <= d["confidence"] <= 1 and isinstance(d["symmetric"], bool)
+    # the second peak, described like the answer, at the angle reported from the answer
+    r2 = np.array(d["second"]["matrix"])
+    np.testing.assert_allclose(r2 @ r2.T, np.eye(3), atol=1e-5)
+    cos = np.clip((np.trace(r.T @ r2) - 1) / 2, -1, 1)
+    assert abs(np.degrees(np.arccos(cos)) - d["second_angle_deg"]) < 0.05
+    assert d["second"]["score"] <= d["score"] + 1e-9 * abs(d["score"])
     from safetensors import safe_open
 
     with safe_open(str(b), framework="pt") as f:  # the pose is recorded bit for bit

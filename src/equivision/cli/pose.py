@@ -106,6 +106,10 @@ def pose(
            "what": what, **d, "confidence": round(float(res.confidence), 4),
            "symmetric": bool(res.symmetric), "ambiguous": bool(res.ambiguous),
            "second_angle_deg": round(math.degrees(float(_angle(res.rotation, res.second_rotation))), 2),
+           # the next distinct peak: on ModelNet10 test images the right answer is this one for
+           # about a fifth of the pairs (mostly a half turn away; docs/pose.md)
+           "score": float(res.score),
+           "second": {**_describe(res.second_rotation), "score": float(res.second_score)},
            "model": name, "notes": notes}
 
     if figure is not None or render_out is not None:
@@ -121,7 +125,7 @@ def pose(
     console.print(f"Euler ZYZ (α, β, γ): {', '.join(f'{v:.2f}°' for v in d['euler_zyz_deg'])}")
     console.print(f"confidence {out['confidence']:.3f}; "
                   + ("symmetric: a second peak as high, " if out["symmetric"] else "second peak ")
-                  + f"{out['second_angle_deg']:.1f}° away", soft_wrap=True)
+                  + f"{out['second_angle_deg']:.1f}° away (its rotation: --json 'second')", soft_wrap=True)
     for n in notes:
         console.print(f"note: {n}", soft_wrap=True)
     for p in (figure, render_out):
