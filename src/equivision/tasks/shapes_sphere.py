@@ -246,7 +246,7 @@ class _ShapesSphereTask(Task):
         """Mixup of a training batch ``x`` ``(B, C, 2b, 2b)``: draws from the global generator
         (restored on --resume). Accuracy counts the label with the larger weight."""
         lam = float(torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha).sample())
-        perm = torch.randperm(x.shape[0], device=x.device)
+        perm = torch.randperm(x.shape[0]).to(x.device)  # the CPU generator, which --resume restores
         logits = model(lam * x + (1.0 - lam) * x[perm])
         ls = self.label_smoothing
         loss = lam * F.cross_entropy(logits, y, label_smoothing=ls) + \
