@@ -161,6 +161,58 @@ def test_modelnet10_experiment_smoke(fake_root, tmp_path, capsys):
     assert json.loads((out / "results_0.json").read_text())[0]["collection"] == "modelnet10"
 
 
+def test_modelnet10_experiment_takes_a_training_configs_recipe(fake_root, tmp_path, capsys):
+    from equivision.experiments.shapes_sphere import (
+        MODELNET10_FINAL_RECIPE,
+        cli,
+        recipe_from_config,
+        run_modelnet10_experiment,
+    )
+
+    final = recipe_from_config(MODELNET10_FINAL_RECIPE)  # the packaged teacher's recipe
+    assert final["data"]["mixup_alpha"] == 0.2 and final["data"]["train_scalings"] == 4
+    assert final["train"]["steps"] == final["train"]["eval_every"] == 4000
+    assert "seed" not in final["train"] and "protocol" not in final["data"]
+    assert "collection" not in final["data"] and "num_classes" not in final["model"]
+    for text in ("{not json", json.dumps({"task_name": "image-to-sphere", "train": {}, "task": {}})):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ConfigError, match=r"bad\.json"):
+            recipe_from_config(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="cannot read"):
+        recipe_from_config(tmp_path / "missing.json")
+
+    recipe = {"task_name": "shapes-sphere",
+              "train": {"steps": 2, "batch_size": 4, "warmup_steps": 0, "eval_every": 1,
+                        "checkpoint_every": 2, "log_every": 1, "seed": 7},
+              "task": {"collection": "modelnet10", "protocol": "so3-so3", "bandwidth": B,
+                       "train_rotations": 1, "test_rotations": 1, "mixup_alpha": 0.4,
+                       "cache_dir": str(tmp_path / "cache"), "channels": ["distance", "cosine"],
+                       "model": {"num_classes": 10, "dropout": 0.2, "in_channels": 2,
+                                 "stem_channels": 4, "channels": [4], "bandwidths": [B, 2]}}}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    out = tmp_path / "exp"
+    rows = run_modelnet10_experiment(str(out), seeds=(0,), recipe=path,
+                                     model_cfgs={"baseline": {"channels": [4]}})
+    assert len(rows) == 4
+    for r in rows:
+        run_cfg = json.loads((out / r["name"] / "config.json").read_text())
+        assert run_cfg["train"]["seed"] == 0 and run_cfg["train"]["eval_every"] == 2
+        assert run_cfg["task"]["mixup_alpha"] == 0.4 and run_cfg["task"]["model"]["dropout"] == 0.2
+        assert run_cfg["task"]["protocol"] == ("so3-so3" if r["training"] == "so3" else "upright-upright")
+        if r["model"] == "baseline":  # the spherical CNN's own fields stay its own
+            assert "bandwidths" not in run_cfg["task"]["model"]
+    recipe["task"]["mixup_alpha"] = 0.0
+    path.write_text(json.dumps(recipe))
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match="another recipe"):
+        run_modelnet10_experiment(str(out), seeds=(0,), recipe=path,
+                                  model_cfgs={"baseline": {"channels": [4]}})
+    assert cli([str(out), "--recipe", str(path), "--summary"]) == 2  # not the modelnet10 experiment
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--recipe" in err[0]
+
+
 def test_the_default_classifier_is_the_modelnet10_teacher(tmp_path, capsys):
     from equivision.cli import main
     from equivision.data.procedural import make_shape

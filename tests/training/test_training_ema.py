@@ -130,3 +130,15 @@ def test_bad_decays_are_refused(tmp_path, quiet_console, decay: float) -> None:
     with pytest.raises(ConfigError, match="ema_decay"):
         train("toy", toy_config(steps=2, ema_decay=decay), tmp_path / "x", console=quiet_console)
     assert not (tmp_path / "x").exists()
+
+
+def test_how_often_a_run_evaluates_does_not_change_what_it_trains(tmp_path, quiet_console) -> None:
+    """Evaluation draws from its own generator, never the training stream: a run evaluated at
+    every step ends with the weights of one evaluated only at its end, bitwise (what lets the
+    ModelNet10 experiment evaluate once and still reproduce its recipe's packaged network)."""
+    for name, every in (("often", 1), ("once", 12)):
+        train("toy", toy_config(steps=12, eval_every=every, ema_decay=0.9), tmp_path / name,
+              console=quiet_console)
+    often, once = final_weights(tmp_path / "often", 12), final_weights(tmp_path / "once", 12)
+    assert set(often) == set(once) and all(torch.equal(often[k], once[k]) for k in often)
+    assert len(curve(tmp_path / "often", "eval", "mse")) == 12

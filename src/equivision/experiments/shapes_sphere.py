@@ -8,11 +8,14 @@
 runs the ModelNet10 experiment instead (:func:`run_modelnet10_experiment`: the six-channel
 teacher's recipe at half its steps, official split, resumable across sessions, and ShapeNet's
 objects of the shared classes as a second test);
-``OUT_DIR --collection modelnet10 --summary`` prints its table.
+``OUT_DIR --collection modelnet10 --summary`` prints its table; ``--recipe CONFIG`` trains
+both models with a training config's recipe instead (:data:`MODELNET10_FINAL_RECIPE` is the
+packaged teacher's).
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -142,19 +145,65 @@ MODELNET10_CROSS = "shapenet10"
 TEST_KIND = {"upright-upright": "upright", "so3-so3": "so3", "upright-so3": "so3"}
 
 
+#: The packaged teacher's recipe (``shapes_sphere_modelnet10_mixup``): the six-channel recipe at
+#: 4,000 steps with weight averaging, anisotropically scaled training copies and mixup.
+MODELNET10_FINAL_RECIPE = "configs/shapes_sphere_modelnet10_hull6_scaled_mixup.json"
+#: A seed's trainings in the order they run: shard ``k`` of 2 gets one spherical and one
+#: baseline training of every seed (the spherical CNN costs about twice the baseline), the
+#: SO(3)-trained spherical CNN first.
+MODELNET10_ORDER = (("spherical", "so3"), ("spherical", "upright"), ("baseline", "upright"),
+                    ("baseline", "so3"))
+
+
 def modelnet10_jobs(seeds: tuple[int, ...] = (0, 1, 2)) -> list[tuple[int, str, str]]:
-    """``(seed, model, training)`` of the ModelNet10 experiment, seed by seed: 4 trainings a
-    seed, whose models fill the 6 (model, protocol) cells."""
-    return [(s, m, t) for s in seeds for t in EXPERIMENT_TRAINING for m in EXPERIMENT_MODELS]
+    """``(seed, model, training)`` of the ModelNet10 experiment, seed by seed
+    (:data:`MODELNET10_ORDER`): 4 trainings a seed, whose models fill the 6 (model, protocol)
+    cells."""
+    return [(s, m, t) for s in seeds for m, t in MODELNET10_ORDER]
+
+
+def recipe_from_config(path: str | Path) -> dict[str, dict]:
+    """The recipe of a ``shapes-sphere`` training config (such as
+    :data:`MODELNET10_FINAL_RECIPE`) as :func:`run_modelnet10_experiment`'s overrides:
+    ``{"train": ..., "data": ..., "model": ...}``. Kept out: the seed (each job has its own),
+    the task's collection, protocol and class list (the experiment's), the model's class count;
+    evaluation runs once, at the final step (the reported model is the final one). A file that
+    is missing, not JSON or not a ``shapes-sphere`` config raises :class:`ConfigError`."""
+    import json
+
+    try:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"recipe {path}: cannot read it ({e.strerror or e})") from e
+    except ValueError as e:
+        raise ConfigError(f"recipe {path}: not JSON ({e})") from e
+    if not (isinstance(cfg, dict) and cfg.get("task_name") == "shapes-sphere"
+            and isinstance(cfg.get("train"), dict) and isinstance(cfg.get("task"), dict)):
+        raise ConfigError(f"recipe {path}: not a shapes-sphere training config (task_name, train, task)")
+    train_cfg = {k: v for k, v in cfg["train"].items() if k != "seed"}
+    train_cfg["eval_every"] = int(train_cfg.get("steps", MODELNET10_TRAIN["steps"]))
+    task = dict(cfg["task"])
+    model = {k: v for k, v in (task.pop("model", None) or {}).items() if k != "num_classes"}
+    data = {k: v for k, v in task.items() if k not in ("collection", "protocol", "classes")}
+    return {"train": train_cfg, "data": data, "model": model}
+
+
+def _model_fields(model: str, shared: dict) -> dict:
+    """The recipe's model fields for ``model``: all of them for the spherical CNN; for the
+    baseline only those of :data:`MODELNET10_MODEL` (dropout, input channels), since its
+    other fields (its channel list) keep it parameter-matched."""
+    if model == "baseline":
+        return {k: v for k, v in shared.items() if k in MODELNET10_MODEL}
+    return dict(shared)
 
 
 def _modelnet10_job(seed: int, model: str, training: str, train_cfg: dict, data: dict,
-                    model_cfgs: dict[str, dict]) -> Job:
+                    shared_model: dict, model_cfgs: dict[str, dict]) -> Job:
     def fn(run_dir: Path) -> Row:
         task = get_task(EXPERIMENT_MODELS[model])
         task_cfg = {"collection": "modelnet10", "protocol": EXPERIMENT_TRAINING[training][0], **data,
-                    "model": {"num_classes": len(class_names("modelnet10")), **MODELNET10_MODEL,
-                              **model_cfgs.get(model, {})}}
+                    "model": {"num_classes": len(class_names("modelnet10")),
+                              **_model_fields(model, shared_model), **model_cfgs.get(model, {})}}
         res = train_or_resume(task, {"train": {**train_cfg, "seed": seed}, "task": task_cfg}, run_dir,
                               progress=False)
         cfg = load_run_config(run_dir, task).task
@@ -174,7 +223,8 @@ def _modelnet10_job(seed: int, model: str, training: str, train_cfg: dict, data:
 
 def run_modelnet10_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), shard: int = 0,
                               nshards: int = 1, *, train_cfg: dict | None = None, data: dict | None = None,
-                              model_cfgs: dict[str, dict] | None = None) -> list[Row]:
+                              model_cfgs: dict[str, dict] | None = None,
+                              recipe: str | Path | None = None) -> list[Row]:
     """Train the spherical CNN and the baseline on ModelNet10's training folder, upright and
     SO(3)-posed, for every seed (:func:`modelnet10_jobs`), into
     ``out_dir/modelnet10_<model>_<training>_s<seed>``; each row holds the final model's
@@ -182,12 +232,40 @@ def run_modelnet10_experiment(out_dir: str, seeds: tuple[int, ...] = (0, 1, 2), 
     (``shapenet10:<protocol>``, :func:`~equivision.data.shapes_sphere.shared_class_signals`)
     under every protocol it serves. ``train_cfg``, ``data`` and ``model_cfgs`` (model →
     config fields) override :data:`MODELNET10_TRAIN`, :data:`MODELNET10_DATA` and
-    :data:`MODELNET10_MODEL` (a smoke test's tiny runs). Jobs outlive a session: ``SHARD/NSHARDS``
-    processes share them, and a job cut short continues from its checkpoints
-    (:func:`~equivision.experiments.runner.run_resumable_jobs`)."""
-    t = {**MODELNET10_TRAIN, **(train_cfg or {})}
-    d = {**MODELNET10_DATA, **(data or {})}
-    jobs = [_modelnet10_job(*j, t, d, model_cfgs or {}) for j in modelnet10_jobs(seeds)]
+    :data:`MODELNET10_MODEL` (a smoke test's tiny runs). ``recipe``: a training config whose
+    schedule, data and model fields (:func:`recipe_from_config`) replace those three first,
+    for both models (the baseline takes the model fields it has), e.g.
+    :data:`MODELNET10_FINAL_RECIPE`. The folder records the recipe it was started with
+    (``recipe.json``): continuing it under another one raises :class:`ConfigError`. Jobs
+    outlive a session: ``SHARD/NSHARDS`` processes share them, and a job cut short continues
+    from its checkpoints (:func:`~equivision.experiments.runner.run_resumable_jobs`)."""
+    import json
+
+    from equivision.io import atomic_path
+
+    base = recipe_from_config(recipe) if recipe is not None else {"train": {}, "data": {}, "model": {}}
+    t = {**MODELNET10_TRAIN, **base["train"], **(train_cfg or {})}
+    d = {**MODELNET10_DATA, **base["data"], **(data or {})}
+    m = {**MODELNET10_MODEL, **base["model"]}
+    record = {"recipe": str(recipe) if recipe is not None else None, "train": t, "data": d, "model": m,
+              "model_cfgs": model_cfgs or {}}
+    out = Path(out_dir)
+    stored = out / "recipe.json"
+    if stored.is_file():
+        try:
+            before = json.loads(stored.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ConfigError(f"{stored} is not readable JSON ({e})") from e
+        if {k: v for k, v in before.items() if k != "recipe"} != {k: v for k, v in record.items()
+                                                                   if k != "recipe"}:
+            was = before.get('recipe') or 'the built-in one'
+            raise ConfigError(f"{out} was started with another recipe ({was}"
+                              f"); continue it with that one, or use another folder")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(stored) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    jobs = [_modelnet10_job(*j, t, d, m, model_cfgs or {}) for j in modelnet10_jobs(seeds)]
     return run_resumable_jobs(out_dir, jobs, shard, nshards)
 
 
@@ -238,6 +316,16 @@ def cli(argv: list[str]) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     run, summarize = EXPERIMENTS[name]
+    if "--recipe" in args:
+        i = args.index("--recipe")
+        if name != "modelnet10" or i + 1 >= len(args):
+            print("error: --recipe CONFIG goes with --collection modelnet10 and needs a config file",
+                  file=sys.stderr)
+            return 2
+        path = args.pop(i + 1)
+        args.pop(i)
+        run = functools.partial(run, recipe=path)
+        functools.update_wrapper(run, run_modelnet10_experiment)  # main() reads its signature
     return main(args, run, summarize)
 
 
