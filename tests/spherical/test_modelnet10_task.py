@@ -218,7 +218,7 @@ def test_the_default_classifier_is_the_modelnet10_teacher(tmp_path, capsys):
     from equivision.data.procedural import make_shape
     from equivision.pipelines.classify import DEFAULT_CLASSIFIER, load_classifier
 
-    assert DEFAULT_CLASSIFIER == "shapes_sphere_modelnet10_hull6"
+    assert DEFAULT_CLASSIFIER == "shapes_sphere_modelnet10_mixup"
     net, classes = load_classifier()
     assert classes == MODELNET10_CLASSES and net.cfg.bandwidths[0] == 32
     path = save_mesh(make_shape("box", 0).mesh(24), tmp_path / "box.ply")

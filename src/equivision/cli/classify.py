@@ -15,11 +15,12 @@ def classify(
     mesh: Path = typer.Argument(..., help="Mesh file (PLY, OBJ, OFF, STL, GLB); for a point-cloud "
                                 "model also a point cloud (PLY without faces, XYZ, NPY)."),
     model: str = typer.Option(
-        "shapes_sphere_modelnet10_hull6",
+        "shapes_sphere_modelnet10_mixup",
         "--model",
         "-m",
-        help="Packaged pretrained name (shapes_sphere_modelnet10_hull6: ModelNet10, six ray-cast "
-        "channels; shapes_sphere_modelnet10: ModelNet10, two; "
+        help="Packaged pretrained name (shapes_sphere_modelnet10_mixup: ModelNet10, six ray-cast "
+        "channels, scaled copies and mixup; shapes_sphere_modelnet10_hull6: the image network's "
+        "teacher, six channels; shapes_sphere_modelnet10: ModelNet10, two; "
         "shapes_sphere_shapenet10: ShapeNet's) or a run folder of 'equivision train shapes-sphere' "
         "or of a ModelNet10 point task (modelnet-vn-pointnet, ...).",
     ),

@@ -16,10 +16,12 @@ __all__ = ["DEFAULT_CLASSIFIER", "SHAPENET10_CLASSES", "Classification", "class_
            "classify_points", "is_point_classifier", "load_classifier", "load_point_classifier",
            "read_points"]
 
-#: The packaged spherical CNN trained on ModelNet10 (SO3/SO3) on six ray-cast channels; the
-#: two-channel ``shapes_sphere_modelnet10`` (the image network's teacher) and the ShapeNet10 one
+#: The packaged spherical CNN trained on ModelNet10 (SO3/SO3) on six ray-cast channels with
+#: scaled copies and mixup (``configs/shapes_sphere_modelnet10_hull6_scaled_mixup.json``, seed
+#: 0); the earlier six-channel ``shapes_sphere_modelnet10_hull6`` (the image network's teacher),
+#: the two-channel ``shapes_sphere_modelnet10`` and the ShapeNet10 one
 #: (``shapes_sphere_shapenet10``) stay available by name.
-DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10_hull6"
+DEFAULT_CLASSIFIER = "shapes_sphere_modelnet10_mixup"
 
 
 @dataclass
