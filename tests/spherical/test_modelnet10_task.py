@@ -202,9 +202,11 @@ def test_modelnet10_experiment_takes_a_training_configs_recipe(fake_root, tmp_pa
         assert run_cfg["task"]["protocol"] == ("so3-so3" if r["training"] == "so3" else "upright-upright")
         if r["model"] == "baseline":  # the spherical CNN's own fields stay its own
             assert "bandwidths" not in run_cfg["task"]["model"]
+    capsys.readouterr()
+    assert cli([str(out), "--collection", "modelnet10", "--summary"]) == 0
+    assert f"seeds 0; recipe: {path} (2 steps, mixup 0.4" in capsys.readouterr().out
     recipe["task"]["mixup_alpha"] = 0.0
     path.write_text(json.dumps(recipe))
-    capsys.readouterr()
     with pytest.raises(ConfigError, match="another recipe"):
         run_modelnet10_experiment(str(out), seeds=(0,), recipe=path,
                                   model_cfgs={"baseline": {"channels": [4]}})

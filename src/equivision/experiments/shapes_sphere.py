@@ -288,9 +288,26 @@ def summarize_modelnet10(out_dir: str) -> str:
                 drop = statistics.mean(up) - statistics.mean(up_so3) if up and up_so3 else float("nan")
                 cells.append(f"{drop:.2f}")
         body.append([model, *cells, f"{int(mine[0]['params']):,}", minutes_per_run(mine)])
-    return markdown_table(["model", "z → z", "SO3 → SO3", "z → SO3", "drop z → SO3",
-                           "ShapeNet z → z", "ShapeNet SO3 → SO3", "ShapeNet z → SO3",
-                           "parameters", "minutes per run"], body)
+    table = markdown_table(["model", "z → z", "SO3 → SO3", "z → SO3", "drop z → SO3",
+                            "ShapeNet z → z", "ShapeNet SO3 → SO3", "ShapeNet z → SO3",
+                            "parameters", "minutes per run"], body)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    recipe = _recorded_recipe(Path(out_dir))
+    return table + f"\nseeds {', '.join(map(str, seeds))}; recipe: {recipe}\n"
+
+
+def _recorded_recipe(out: Path) -> str:
+    """The recipe an experiment folder records (``recipe.json``), for under its table."""
+    import json
+
+    try:
+        rec = json.loads((out / "recipe.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "not recorded (a folder from before recipes were recorded)"
+    t, d = rec.get("train", {}), rec.get("data", {})
+    copies = d.get("train_scalings", 0) if d.get("train_scale_range") else 0
+    return (f"{rec.get('recipe') or 'the built-in MODELNET10_TRAIN/DATA/MODEL'} ({t.get('steps')} steps, "
+            f"mixup {d.get('mixup_alpha', 0)}, scaled copies {copies})")
 
 
 #: Experiments selectable with ``--collection``: (run, summary).
