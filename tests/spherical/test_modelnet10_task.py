@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,7 +170,7 @@ def test_modelnet10_experiment_takes_a_training_configs_recipe(fake_root, tmp_pa
         run_modelnet10_experiment,
     )
 
-    final = recipe_from_config(MODELNET10_FINAL_RECIPE)  # the packaged teacher's recipe
+    final = recipe_from_config(Path(__file__).parents[2] / MODELNET10_FINAL_RECIPE)  # the packaged teacher's
     assert final["data"]["mixup_alpha"] == 0.2 and final["data"]["train_scalings"] == 4
     assert final["train"]["steps"] == final["train"]["eval_every"] == 4000
     assert "seed" not in final["train"] and "protocol" not in final["data"]

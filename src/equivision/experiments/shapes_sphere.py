@@ -146,7 +146,8 @@ TEST_KIND = {"upright-upright": "upright", "so3-so3": "so3", "upright-so3": "so3
 
 
 #: The packaged teacher's recipe (``shapes_sphere_modelnet10_mixup``): the six-channel recipe at
-#: 4,000 steps with weight averaging, anisotropically scaled training copies and mixup.
+#: 4,000 steps with weight averaging, anisotropically scaled training copies and mixup (a path
+#: relative to the repository root).
 MODELNET10_FINAL_RECIPE = "configs/shapes_sphere_modelnet10_hull6_scaled_mixup.json"
 #: A seed's trainings in the order they run: shard ``k`` of 2 gets one spherical and one
 #: baseline training of every seed (the spherical CNN costs about twice the baseline), the
@@ -342,7 +343,6 @@ def cli(argv: list[str]) -> int:
         path = args.pop(i + 1)
         args.pop(i)
         run = functools.partial(run, recipe=path)
-        functools.update_wrapper(run, run_modelnet10_experiment)  # main() reads its signature
     return main(args, run, summarize)
 
 
