@@ -1,5 +1,5 @@
-"""Figure: PEIF's reconstruction without and with the tangent-plane filter, beside Open3D's ball
-pivoting and screened Poisson, on one CAD part and one scan (the same 10k-point clouds).
+"""Figure: PEIF's reconstruction without and with fairing (the default's last step), beside Open3D's
+ball pivoting and screened Poisson, on one CAD part and one scan (the same 10k-point clouds).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reconstruction_figure.py \\
         [-o docs/images/reconstruction_compare.png] [--size 256]
@@ -49,7 +49,7 @@ def main() -> None:
     poses = torch.stack([SO3.from_axis_angle(torch.tensor([1.0, 0.0, 0.0]), math.radians(-60)),
                          SO3.from_axis_angle(torch.tensor([0.6, 0.8, 0.0]), math.radians(150))])
     methods = {
-        "equivision, no plane filter": lambda p: reconstruct(p, net, plane_filter=0.0).mesh,
+        "equivision, no fairing": lambda p: reconstruct(p, net, fairing=0).mesh,
         "equivision (default)": lambda p: reconstruct(p, net).mesh,
         "Open3D ball pivoting": lambda p: o3d_ball_pivoting(p.numpy()),
         "Open3D Poisson (est. normals)": lambda p: o3d_poisson(p.numpy(), None),

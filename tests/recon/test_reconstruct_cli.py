@@ -63,6 +63,7 @@ def test_errors_are_one_line_exit_2(cloud_file, tmp_path, capsys):
          "--fill-holes"),
         (["reconstruct", str(cloud_file), "-o", str(tmp_path / "k.ply"), "--fill-holes", "-3"],
          "--fill-holes"),
+        (["reconstruct", str(cloud_file), "-o", str(tmp_path / "l.ply"), "--fairing", "-1"], "--fairing"),
     ]
     if not torch.cuda.is_available():
         cases.append(

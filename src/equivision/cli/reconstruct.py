@@ -51,6 +51,10 @@ def reconstruct(
         None, "--fill-holes",
         help="Close holes bounded by at most this many edges where the input points cover them "
         "(0: off); default: the pipeline's for the model (see docs/metrics.md)."),
+    fairing: int | None = typer.Option(
+        None, "--fairing",
+        help="Taubin fairing steps at the end, each vertex moving at most 0.1 voxel (the field's "
+        "vertex jitter; 0: off); default 10 for peif, 0 for vn_global (see docs/metrics.md)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Reconstruct a surface with a pose-equivariant displacement field (no normals needed)."""
@@ -87,6 +91,8 @@ def reconstruct(
         fail(f"--plane-filter-neighbours must be at least 1, got {plane_filter_neighbours}")
     if fill_holes is not None and not (fill_holes == 0 or fill_holes >= 3):
         fail(f"--fill-holes must be 0 (off) or a loop length of at least 3 edges, got {fill_holes}")
+    if fairing is not None and fairing < 0:
+        fail(f"--fairing must be 0 (off) or a number of filter steps, got {fairing}")
     points, _ = load_point_cloud(cloud, dtype=torch.float64)  # centred in float64, then cast
     from equivision.pipelines.reconstruct import check_field_model
 
@@ -116,7 +122,7 @@ def reconstruct(
         result = run(points, net, resolution=resolution, device=device, compute_dtype=compute_dtype,
                      min_piece_fraction=min_piece_fraction, plane_filter=plane_filter,
                      plane_filter_neighbours=plane_filter_neighbours, fill_holes=fill_holes,
-                     progress=progress)
+                     fairing=fairing, progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         arithmetic = str(inference_dtype(net, compute_dtype)).removeprefix("torch.") + why
