@@ -1,4 +1,4 @@
-"""Analytic displacement fields shared by the reconstruction tests."""
+"""Analytic displacement fields and tiny field networks shared by the reconstruction tests."""
 
 from __future__ import annotations
 
@@ -17,3 +17,19 @@ def sphere_field(unit: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         return (r - n) * q / n
 
     return disp
+
+
+def tiny_peif():
+    """An untrained PEIF small enough for unit tests (``k = 8``)."""
+    from equivision.models.peif import PEIFConfig, PEIFNet
+
+    return PEIFNet(PEIFConfig(k=8, feature_dim=8, top_k=2, memory_heads=1, memory_items=4,
+                              mlp_a=[16], mlp_d=[16]))
+
+
+def tiny_vn_global_field():
+    """An untrained VN global field small enough for unit tests (``k = 8``)."""
+    from equivision.models.vn_global_field import VNGlobalField, VNGlobalFieldConfig
+
+    return VNGlobalField(VNGlobalFieldConfig(k=8, channels=[4, 8, 16], latent=8, frame_channels=3, hidden=32,
+                                             blocks=2))

@@ -244,24 +244,3 @@ def test_the_fill_commutes_with_rigid_motions() -> None:
     # invariant: the same faces over the same vertices, exactly
     assert_equivariant(fn, (holed.vertices, pts), act_in, None, SE3().random(3, seed=4, dtype=torch.float64),
                        tol=1e-12)  # indices: any difference is at least 1 in some entry
-
-
-def test_reconstruct_fills_peif_by_default_and_not_the_global_field(monkeypatch) -> None:
-    import equivision.pipelines.reconstruct as pipeline
-    from equivision.models.peif import PEIFConfig, PEIFNet
-    from equivision.models.vn_global_field import VNGlobalField, VNGlobalFieldConfig
-
-    seen: dict = {}
-    monkeypatch.setattr(pipeline, "reconstruct_with_field", lambda *a, **kw: seen.update(kw))
-    peif = PEIFNet(PEIFConfig(k=8, feature_dim=8, top_k=2, memory_heads=1, memory_items=4,
-                              mlp_a=[16], mlp_d=[16]))
-    vn = VNGlobalField(VNGlobalFieldConfig(k=8, channels=[4, 8, 16], latent=8, frame_channels=3, hidden=32,
-                                           blocks=2))
-    pts = torch.randn(300, 3)
-    pipeline.reconstruct(pts, peif, resolution=16)
-    assert (seen["fill_holes"], seen["fill_gap"]) == (32, 0.5) == (pipeline.PEIF_FILL_HOLES,
-                                                                  pipeline.HOLE_FILL_GAP)
-    pipeline.reconstruct(pts, vn, resolution=16)
-    assert seen["fill_holes"] == 0
-    pipeline.reconstruct(pts, peif, resolution=16, fill_holes=0)
-    assert seen["fill_holes"] == 0

@@ -89,3 +89,26 @@ def test_preview_of_exact_reconstruction(tmp_path):
     rec = reconstruct_with_field(pts, unit_sphere_field, resolution=24)
     save_preview(pts, rec.mesh, tmp_path / "preview.png", title="sphere")
     assert (tmp_path / "preview.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_field_model_gets_its_own_post_steps_by_default(monkeypatch):
+    """PEIF gets the measured defaults of every step after extraction, the VN global field none of
+    them (it completes surface away from the points); explicit values pass through unchanged."""
+    from _recon_fields import tiny_peif, tiny_vn_global_field
+
+    import equivision.pipelines.reconstruct as pipeline
+
+    seen: dict = {}
+    monkeypatch.setattr(pipeline, "reconstruct_with_field", lambda *a, **kw: seen.update(kw))
+    pts = torch.randn(300, 3)
+    steps = ("min_piece_fraction", "plane_filter", "fill_holes", "fairing")
+    pipeline.reconstruct(pts, tiny_peif(), resolution=16)
+    peif_defaults = [pipeline.PEIF_MIN_PIECE_FRACTION, pipeline.PEIF_PLANE_FILTER, pipeline.PEIF_FILL_HOLES,
+                     pipeline.PEIF_FAIRING]
+    assert [seen[k] for k in steps] == peif_defaults == [1e-3, 0.5, 32, 10]
+    assert (seen["plane_filter_neighbours"], seen["fill_gap"], seen["fairing_max_move"]) == (3, 0.5, 0.1)
+    pipeline.reconstruct(pts, tiny_vn_global_field(), resolution=16)
+    assert [seen[k] for k in steps] == [0, 0, 0, 0]
+    pipeline.reconstruct(pts, tiny_peif(), resolution=16, min_piece_fraction=0.0, plane_filter=0.0,
+                         fill_holes=0, fairing=0)
+    assert [seen[k] for k in steps] == [0, 0, 0, 0]

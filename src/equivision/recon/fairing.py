@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from equivision.errors import InvalidInputError
-from equivision.geometry.unique import unique_pairs
+from equivision.geometry.unique import unique_rows
 from equivision.io.meshes import Mesh, validate_mesh
 
 __all__ = ["TAUBIN_LAMBDA", "TAUBIN_MU", "fixed_vertices", "taubin_fairing"]
@@ -38,28 +38,26 @@ TAUBIN_LAMBDA = 0.5
 TAUBIN_MU = -0.53
 
 
-def _edges(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(unique undirected edges (U, 2), how many faces use each (U,))``."""
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.sort(e, axis=1)
-    ids, counts = unique_pairs(e, n)
-    first = np.zeros(len(counts), dtype=np.int64)
-    first[ids[::-1]] = np.arange(len(ids))[::-1]  # any occurrence of each unique edge
-    return e[first], counts
+    edges, _, inverse = unique_rows(np.sort(e, axis=1))
+    return edges, np.bincount(inverse, minlength=len(edges))
+
+
+def _fixed(n: int, edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: the ends of the edges not shared by exactly two faces."""
+    fixed = np.zeros(n, dtype=bool)
+    fixed[edges[counts != 2].ravel()] = True
+    return fixed
 
 
 def fixed_vertices(mesh: Mesh) -> torch.Tensor:
     """``(V,)`` bool: the vertices :func:`taubin_fairing` leaves in place, those on an edge
     used by one face (a boundary) or by more than two (non-manifold)."""
     validate_mesh(mesh)
-    faces = mesh.faces.cpu().numpy().astype(np.int64)
-    n = len(mesh.vertices)
-    edges, counts = _edges(faces, n)
-    fixed = np.zeros(n, dtype=bool)
-    odd = edges[counts != 2]
-    fixed[odd[:, 0]] = True
-    fixed[odd[:, 1]] = True
-    return torch.as_tensor(fixed)
+    edges, counts = _edges(mesh.faces.cpu().numpy().astype(np.int64))
+    return torch.as_tensor(_fixed(len(mesh.vertices), edges, counts))
 
 
 def taubin_fairing(
@@ -95,15 +93,12 @@ def taubin_fairing(
     v0 = mesh.vertices.detach().cpu().double().numpy()
     faces = mesh.faces.cpu().numpy().astype(np.int64)
     n = len(v0)
-    edges, counts = _edges(faces, n)
+    edges, counts = _edges(faces)
     rows = np.concatenate([edges[:, 0], edges[:, 1]])
     cols = np.concatenate([edges[:, 1], edges[:, 0]])
     adj = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     degree = np.asarray(adj.sum(axis=1)).ravel()
-    free = degree > 0
-    odd = edges[counts != 2]
-    free[odd[:, 0]] = False
-    free[odd[:, 1]] = False
+    free = (degree > 0) & ~_fixed(n, edges, counts)
     # rows of the free vertices only: the fixed ones never move, so they need no update
     idx = np.flatnonzero(free)
     mean_nb = sp.diags(1.0 / degree[idx]) @ adj[idx]  # (free, V): the mean of the neighbours
